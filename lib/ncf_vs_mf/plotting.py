@@ -1,0 +1,251 @@
+"""Shared figure helpers: one style and one colour per model across the book, and the
+Section 2 diagrams (Figure 1 and the parameter counts).
+
+Chapters call ``use_style()`` once and take colours from ``model_color``; the colours follow
+Rendle et al.'s Figure 2 where it names them (NeuMF green, pre-trained NeuMF red).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
+
+from .models import paper_mlp_parameter_claim, parameter_count
+
+__all__ = [
+    "PALETTE",
+    "MODEL_COLORS",
+    "use_style",
+    "model_color",
+    "draw_similarity_diagram",
+    "plot_parameter_counts",
+]
+
+# seaborn's colour-blind-safe palette, fixed here so figures do not depend on seaborn state
+PALETTE = ["#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc",
+           "#ca9161", "#fbafe4", "#949494", "#ece133", "#56b4e9"]
+
+MODEL_COLORS: dict[str, str] = {
+    "dot": PALETTE[0],
+    "mf": PALETTE[0],
+    "matrix factorization": PALETTE[0],
+    "mlp": PALETTE[1],
+    "neumf": PALETTE[2],
+    "neumf (no pre-training)": PALETTE[2],
+    "neumf (pre-trained)": PALETTE[3],
+    "gmf": PALETTE[4],
+}
+
+_USER, _ITEM = PALETTE[0], PALETTE[1]
+_PHI_FILL, _PHI_EDGE, _INK = "#f2f2f2", "#555555", "#222222"
+
+
+def use_style() -> None:
+    """Apply the book's matplotlib style (readable fonts, light grid, no top/right spines)."""
+    mpl.rcParams.update({
+        "figure.figsize": (6.4, 4.0),
+        "figure.dpi": 110,
+        "savefig.dpi": 150,
+        "savefig.bbox": "tight",
+        "font.size": 10,
+        "axes.titlesize": 11,
+        "axes.labelsize": 10,
+        "legend.fontsize": 9,
+        "legend.frameon": False,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.prop_cycle": mpl.cycler(color=PALETTE),
+        "svg.hashsalt": "ncf-vs-mf",  # deterministic SVG ids
+    })
+
+
+def model_color(name: str) -> str:
+    """The book-wide colour of a model ('MF', 'MLP', 'GMF', 'NeuMF (pre-trained)', ...)."""
+    key = name.strip().lower()
+    if key in MODEL_COLORS:
+        return MODEL_COLORS[key]
+    for prefix in ("neumf (pre", "neumf", "mlp", "gmf", "mf", "dot"):
+        if key.startswith(prefix):
+            return MODEL_COLORS["neumf (pre-trained)" if prefix == "neumf (pre" else prefix]
+    raise KeyError(f"no colour for model {name!r}")
+
+
+# --------------------------------------------------------------------------------------
+# Figure 1: dot product vs MLP-learned similarity
+# --------------------------------------------------------------------------------------
+
+def _arrow(ax: Axes, start: tuple[float, float], end: tuple[float, float], **kw) -> None:
+    """Draw a data-coordinate arrow."""
+    style = dict(arrowstyle="-|>", mutation_scale=11, lw=1.1, color=_INK, shrinkA=0, shrinkB=0)
+    style.update(kw)
+    ax.add_patch(FancyArrowPatch(start, end, **style))
+
+
+def _cells(ax: Axes, x_center: float, y: float, n: int, color: str, width: float = 0.42,
+           height: float = 0.42) -> tuple[float, float]:
+    """A row of n squares (an embedding vector) centred at x; returns its (left, right)."""
+    left = x_center - n * width / 2
+    for k in range(n):
+        ax.add_patch(Rectangle((left + k * width, y), width, height, facecolor=color,
+                               edgecolor="white", lw=1.2, alpha=0.85))
+    return left, left + n * width
+
+
+def _box(ax: Axes, x: float, y: float, w: float, h: float, text: str = "", *, fill: str = "white",
+         edge: str = _INK, dashed: bool = False, fontsize: float = 10, lw: float = 1.1) -> None:
+    """A rounded box centred at (x, y) with optional text."""
+    ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02,rounding_size=0.18",
+                                facecolor=fill, edgecolor=edge, lw=lw,
+                                linestyle=(0, (4, 3)) if dashed else "-"))
+    if text:
+        ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, color=_INK)
+
+
+def _neurons(ax: Axes, x_center: float, y: float, n: int, spacing: float, color: str = "white"
+             ) -> list[tuple[float, float]]:
+    """A layer of n neurons (circles) centred at x; returns their centres."""
+    xs = [x_center + (k - (n - 1) / 2) * spacing for k in range(n)]
+    for x in xs:
+        ax.add_patch(mpl.patches.Circle((x, y), 0.15, facecolor=color, edgecolor=_INK, lw=0.9, zorder=3))
+    return [(x, y) for x in xs]
+
+
+def _dense(ax: Axes, lower: list[tuple[float, float]], upper: list[tuple[float, float]]) -> None:
+    """Connect every unit of one layer with every unit of the next (a dense layer)."""
+    for xa, ya in lower:
+        for xb, yb in upper:
+            ax.plot([xa, xb], [ya, yb], color="#9a9a9a", lw=0.5, zorder=1)
+
+
+def _inputs_and_embeddings(ax: Axes, d: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """User/item ids and their embedding rows p, q; returns the tops of p and q."""
+    for x, who, sym, color in ((2.5, "user $u$", r"$\mathbf{p}_u$", _USER),
+                               (7.5, "item $i$", r"$\mathbf{q}_i$", _ITEM)):
+        _box(ax, x, 0.45, 1.7, 0.6, who, fill="white")
+        _arrow(ax, (x, 0.75), (x, 1.45))
+        left, _ = _cells(ax, x, 1.5, d, color)
+        ax.text(left - 0.15, 1.71, sym, ha="right", va="center", fontsize=11)
+    ax.text(5.0, 1.1, "embedding lookup\n(free parameters)", ha="center", va="center",
+            fontsize=8, color=_PHI_EDGE, style="italic")
+    return (2.5, 1.92), (7.5, 1.92)
+
+
+def _panel_dot(ax: Axes, d: int) -> None:
+    """Left panel: the dot product similarity."""
+    p_top, q_top = _inputs_and_embeddings(ax, d)
+    _box(ax, 5.0, 5.2, 5.0, 5.4, fill=_PHI_FILL, edge=_PHI_EDGE, dashed=True)
+    ax.text(2.65, 7.65, r"similarity $\phi^{\mathrm{dot}}$", ha="left", va="center", fontsize=9,
+            color=_PHI_EDGE)
+    _box(ax, 5.0, 5.2, 3.3, 1.1, r"$\langle \mathbf{p}_u, \mathbf{q}_i \rangle$" + "\n(+ biases, Eq. 2)",
+         fill="white", fontsize=10)
+    _arrow(ax, p_top, (4.0, 4.65))
+    _arrow(ax, q_top, (6.0, 4.65))
+    ax.text(5.0, 3.35, "no parameters\n(only a global bias $b$)", ha="center", va="center", fontsize=8,
+            color=_PHI_EDGE, style="italic")
+    _arrow(ax, (5.0, 5.75), (5.0, 8.3))
+    _box(ax, 5.0, 8.75, 2.6, 0.7, r"score $\hat{y}(u, i)$", fill="white")
+    ax.set_title("Dot product", fontsize=11)
+
+
+def _panel_mlp(ax: Axes, d: int, h: int) -> None:
+    """Right panel: the MLP-learned similarity on the concatenation [p, q]."""
+    p_top, q_top = _inputs_and_embeddings(ax, d)
+    _box(ax, 5.0, 5.2, 6.8, 5.4, fill=_PHI_FILL, edge=_PHI_EDGE, dashed=True)
+    ax.text(1.75, 7.65, r"similarity $\phi^{\mathrm{MLP}}$", ha="left", va="center", fontsize=9,
+            color=_PHI_EDGE)
+    # concatenation [p, q]
+    y_cat = 2.9
+    width = 0.42
+    left = 5.0 - d * width
+    _cells(ax, left + d * width / 2, y_cat, d, _USER)
+    _cells(ax, left + 1.5 * d * width, y_cat, d, _ITEM)
+    ax.text(left - 0.15, y_cat + 0.21, r"$[\mathbf{p}_u, \mathbf{q}_i]$", ha="right", va="center",
+            fontsize=10)
+    _arrow(ax, p_top, (left + d * width / 2, y_cat))
+    _arrow(ax, q_top, (left + 1.5 * d * width, y_cat))
+    # dense ReLU layers [4h, 2h, h] and the linear output
+    inputs = [(left + (k + 0.5) * width, y_cat + width) for k in range(2 * d)]
+    sizes, ys, spacing = [4 * h, 2 * h, h], [4.4, 5.4, 6.4], 0.42
+    layer = inputs
+    for n, y in zip(sizes, ys):
+        nxt = _neurons(ax, 5.0, y, n, spacing)
+        _dense(ax, layer, nxt)
+        layer = nxt
+    out = _neurons(ax, 5.0, 7.3, 1, spacing, color=_PHI_FILL)
+    _dense(ax, layer, out)
+    for label, y in zip(("$4h$", "$2h$", "$h$"), ys):
+        ax.text(6.9, y, label, ha="left", va="center", fontsize=9, color=_PHI_EDGE)
+    ax.text(5.35, 7.3, "linear", ha="left", va="center", fontsize=8, color=_PHI_EDGE)
+    ax.text(1.75, 5.4, "ReLU\nlayers", ha="left", va="center", fontsize=8, color=_PHI_EDGE,
+            style="italic")
+    _arrow(ax, (5.0, 7.45), (5.0, 8.3))
+    _box(ax, 5.0, 8.75, 2.6, 0.7, r"score $\hat{y}(u, i)$", fill="white")
+    ax.set_title("MLP-learned similarity", fontsize=11)
+
+
+def draw_similarity_diagram(d: int = 4, h: int = 2, figsize: tuple[float, float] = (9.0, 4.6)) -> Figure:
+    """Figure 1 of the paper: a dot-product model (left) and an MLP-learned similarity (right).
+
+    Both models look up free embeddings p_u and q_i; only the similarity phi (dashed box)
+    differs. The MLP is drawn with d cells per embedding and hidden layers [4h, 2h, h].
+    """
+    fig, axes = plt.subplots(1, 2, figsize=figsize)
+    _panel_dot(axes[0], d)
+    _panel_mlp(axes[1], d, h)
+    for ax in axes:
+        ax.set_xlim(0, 10)
+        ax.set_ylim(0, 9.3)
+        ax.set_aspect("equal")
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# Parameter counts
+# --------------------------------------------------------------------------------------
+
+def plot_parameter_counts(dims: Sequence[int], ax: Axes | None = None) -> Axes:
+    """Log-log plot of the parameters inside each similarity phi against the embedding size d.
+
+    Counts come from ``models.parameter_count`` (weights and biases). NeuMF is drawn at
+    d = 3k (NCF's layout, k the predictive factor); the paper's quoted 18 d^2 values
+    (Section 4.1) are marked for comparison.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8.0, 4.0))
+    dims = sorted(set(int(d) for d in dims))
+    lo, hi = dims[0], dims[-1]
+    series = [
+        ("MLP, $h = d$ (Sec. 4)", "mlp", dims, lambda d: parameter_count("mlp", d, d), "-"),
+        ("MLP, $h = d/2$ (NCF MLP-3)", "mlp", [d for d in dims if d % 2 == 0],
+         lambda d: parameter_count("mlp", d, d // 2), "--"),
+        ("NeuMF at $d = 3k$ (NCF)", "neumf", [3 * d for d in dims if lo <= 3 * d <= hi],
+         lambda d: parameter_count("neumf", d), "-"),
+        ("GMF: $\\mathbf{w}$ + bias", "gmf", dims, lambda d: parameter_count("gmf", d), "-"),
+        ("dot, Eq. 2: global bias", "dot", dims, lambda d: parameter_count("dot", d), "-"),
+    ]
+    for label, key, xs, count, ls in series:
+        if xs:
+            ax.plot(xs, [count(d) for d in xs], ls, marker="o", ms=3.5, lw=1.6,
+                    color=model_color(key), label=label)
+    ax.plot(dims, [2 * d for d in dims], ":", color=PALETTE[7], lw=1.4,
+            label="$2d$: one user + one item\nembedding, for scale")
+    quoted = [d for d in (8, 64, 256) if lo <= d <= hi]
+    ax.plot(quoted, [paper_mlp_parameter_claim(d) for d in quoted], "x", color=_INK, ms=8, mew=1.6,
+            label="paper: $18d^2$ at $h = d$\n(Sec. 4.1, weights only)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(dims, [str(d) for d in dims])
+    ax.minorticks_off()
+    ax.set_xlabel("embedding dimension $d$ (per user and per item)")
+    ax.set_ylabel("parameters inside the similarity $\\phi$")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    return ax

@@ -1,0 +1,39 @@
+"""Smoke tests of the shared figure helpers (lib/ncf_vs_mf/plotting.py)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+from ncf_vs_mf import plotting  # noqa: E402
+from ncf_vs_mf.models import parameter_count  # noqa: E402
+
+
+def test_model_colors_are_consistent():
+    assert plotting.model_color("MF") == plotting.model_color("dot")
+    assert plotting.model_color("NeuMF (pre-trained)") != plotting.model_color("NeuMF")
+    assert plotting.model_color("MLP-3") == plotting.model_color("mlp")
+    with pytest.raises(KeyError):
+        plotting.model_color("popularity")
+
+
+def test_similarity_diagram_draws_two_panels():
+    plotting.use_style()
+    fig = plotting.draw_similarity_diagram()
+    assert len(fig.axes) == 2
+    assert [ax.get_title() for ax in fig.axes] == ["Dot product", "MLP-learned similarity"]
+    plt.close(fig)
+
+
+def test_parameter_count_plot_uses_the_closed_forms():
+    ax = plotting.plot_parameter_counts([4, 8, 16, 64, 256])
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    mlp = lines["MLP, $h = d$ (Sec. 4)"]
+    assert list(mlp.get_ydata()) == [parameter_count("mlp", d, d) for d in mlp.get_xdata()]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert ax.get_xlabel() and ax.get_ylabel()
+    plt.close(ax.figure)
