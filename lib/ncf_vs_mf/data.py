@@ -550,3 +550,15 @@ def subsample_users(split: LeaveOneOutSplit, n_users: int, seed: int = 0) -> Lea
                    train_items=split.train_items[mask],
                    train_timestamps=split.train_timestamps[mask],
                    test_items=split.test_items[keep], test_negatives=split.test_negatives[keep])
+
+
+def fingerprint(name: str, data_dir: str | os.PathLike | None = None) -> dict[str, str]:
+    """sha256 of every file a dataset is built from (for provenance records)."""
+    if name in NCF_DATASETS:
+        info = NCF_DATASETS[name]
+        specs = (info.train, info.test, info.negatives)
+    elif name == "ml-100k":
+        specs = (ML100K_RATINGS,)
+    else:
+        return {"generator": "synthetic_split (seeded, no files)"}
+    return {spec.name: _hash_file(locate(spec, data_dir, download=False)[0])[0] for spec in specs}

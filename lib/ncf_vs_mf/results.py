@@ -1,0 +1,156 @@
+"""Result tables: tidy CSV files under ``results/<chapter>/`` with provenance, written atomically.
+
+A table is one CSV (one row per run and setting) plus ``<table>.provenance.json`` holding one
+record per invocation of the command that added rows (command, parameters, commit, data hashes,
+library versions, machine, start time, duration). Each row names its invocation in a ``run_id``
+column. Rows are appended by rewriting the file to a temporary name and renaming it, so an
+interrupted run never leaves a half-written table, and a rerun skips the settings already done.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RESULTS_DIR = REPO_ROOT / "results"
+LIBRARIES = ("ncf-vs-mf", "numpy", "numba", "torch", "pandas", "faiss-cpu", "implicit")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.",
+                                     delete=False, encoding="utf-8") as tmp:
+        tmp.write(text)
+    os.replace(tmp.name, path)
+
+
+def atomic_write_csv(path: Path, table: pd.DataFrame) -> None:
+    """Write a DataFrame as CSV atomically (no index column)."""
+    atomic_write_text(path, table.to_csv(index=False, lineterminator="\n"))
+
+
+def git_commit() -> str:
+    """The commit of the working tree, with '+dirty' when it has uncommitted changes."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, text=True,
+                                capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=REPO_ROOT, text=True, capture_output=True).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine_description() -> dict[str, Any]:
+    """What ran the experiment: CPU model, cores, memory, OS and Python."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = None
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        memory = f"{pages / 2**30:.0f} GiB"
+    except (ValueError, OSError, AttributeError):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory": memory,
+            "platform": platform.platform(), "python": sys.version.split()[0]}
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@dataclass
+class Invocation:
+    """Provenance of one command run; finished by :meth:`ResultTable.close`."""
+
+    command: str
+    parameters: dict[str, Any]
+    data: dict[str, Any]
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    started: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc)
+                         .isoformat(timespec="seconds"))
+    _t0: float = field(default_factory=time.perf_counter)
+
+    def record(self, rows_added: int) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "command": self.command, "parameters": self.parameters,
+            "commit": git_commit(), "data": self.data, "libraries": library_versions(),
+            "machine": machine_description(), "started": self.started,
+            "duration_seconds": round(time.perf_counter() - self._t0, 1),
+            "rows_added": rows_added,
+        }
+
+
+class ResultTable:
+    """A resumable tidy table keyed by some columns (e.g. dataset, model, dim, seed)."""
+
+    def __init__(self, path: str | os.PathLike, key: Iterable[str]):
+        self.path = Path(path)
+        self.key = list(key)
+        self.provenance_path = self.path.with_suffix(".provenance.json")
+
+    def read(self) -> pd.DataFrame:
+        """All rows so far (empty frame if the table does not exist yet)."""
+        if not self.path.exists():
+            return pd.DataFrame(columns=self.key)
+        return pd.read_csv(self.path)
+
+    def done(self) -> set[tuple]:
+        """Keys of the settings already in the table: a rerun skips them."""
+        table = self.read()
+        return {tuple(row) for row in table[self.key].itertuples(index=False, name=None)}
+
+    def has(self, setting: dict[str, Any]) -> bool:
+        return tuple(setting[k] for k in self.key) in self.done()
+
+    def append(self, rows: list[dict[str, Any]], invocation: Invocation) -> None:
+        """Add rows (tagged with the invocation's run_id) and rewrite the table atomically."""
+        if not rows:
+            return
+        missing = [k for k in self.key if k not in rows[0]]
+        if missing:
+            raise ValueError(f"rows for {self.path} lack key columns {missing}")
+        new = pd.DataFrame([{**row, "run_id": invocation.run_id} for row in rows])
+        table = pd.concat([self.read(), new], ignore_index=True) if self.path.exists() else new
+        atomic_write_csv(self.path, table)
+        self._record(invocation)
+
+    def _record(self, invocation: Invocation) -> None:
+        records = self.provenance()
+        added = int((self.read()["run_id"] == invocation.run_id).sum())
+        records = [r for r in records if r["run_id"] != invocation.run_id]
+        records.append(invocation.record(added))
+        atomic_write_text(self.provenance_path, json.dumps(records, indent=2) + "\n")
+
+    def provenance(self) -> list[dict[str, Any]]:
+        """Provenance records of every invocation that wrote to this table."""
+        if not self.provenance_path.exists():
+            return []
+        return json.loads(self.provenance_path.read_text())
