@@ -22,6 +22,7 @@ from ncf_vs_mf.models import (
     paper_hidden,
     paper_mlp_parameter_claim,
     parameter_count,
+    parameter_table,
     predictive_factor_table,
 )
 
@@ -290,3 +291,11 @@ def test_ncf_neumf_parameter_count_example():
     # hidden: 32*32+32 + 32*16+16 + 16*8+8 = 1720; output: (8 + 8) + 1 = 17
     assert parameter_count("neumf", 24) == 1737 == module_parameter_count(
         ncf_model("neumf", 2, 2, k=8).similarity)
+
+
+def test_parameter_table_rows():
+    table = parameter_table([8, 24])
+    assert table.loc[8, "paper's 18 d^2"] == table.loc[8, "MLP h = d, hidden weights only"] == 1152
+    assert table.loc[8, "MLP h = d"] == 1152 + 8 * 8 + 1
+    assert table.loc[24, "NeuMF (d = 3k)"] == 1737
+    assert table.loc[8, "dot (Eq. 2)"] == 1

@@ -51,6 +51,7 @@ __all__ = [
     "paper_mlp_parameter_claim",
     "module_parameter_count",
     "predictive_factor_table",
+    "parameter_table",
 ]
 
 OutputActivation = Literal["sigmoid"] | None
@@ -458,3 +459,26 @@ def parameter_count(similarity_name: str, d: int, h: int | None = None, *,
         last = layers[-1] if layers else 2 * j
         return mlp_weight_count(j, layers) + sum(layers) + (d - j + last) + 1
     raise ValueError(f"unknown similarity {similarity_name!r}; choose from {SIMILARITIES}")
+
+
+def parameter_table(dims: Sequence[int] = (8, 64, 256)):
+    """Parameters inside each similarity at the given d, next to the paper's 18 d^2 (Section 4.1).
+
+    MLP columns use hidden [4h, 2h, h]; NeuMF uses NCF's layout and is left empty when d is
+    not a multiple of 3.
+    """
+    import pandas as pd
+
+    rows = []
+    for d in dims:
+        rows.append({
+            "d": d,
+            "dot (Eq. 2)": parameter_count("dot", d),
+            "GMF": parameter_count("gmf", d),
+            "MLP h = d/2": parameter_count("mlp", d, d // 2) if d % 2 == 0 else pd.NA,
+            "MLP h = d": parameter_count("mlp", d, d),
+            "MLP h = d, hidden weights only": mlp_weight_count(d, paper_hidden(d)),
+            "paper's 18 d^2": paper_mlp_parameter_claim(d),
+            "NeuMF (d = 3k)": parameter_count("neumf", d) if d % 3 == 0 else pd.NA,
+        })
+    return pd.DataFrame(rows).set_index("d")
