@@ -8,14 +8,19 @@ Rendle et al.'s Figure 2 where it names them (NeuMF green, pre-trained NeuMF red
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib as mpl
+import numpy as np
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 
 from .models import paper_mlp_parameter_claim, parameter_count
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "PALETTE",
@@ -24,6 +29,9 @@ __all__ = [
     "model_color",
     "draw_similarity_diagram",
     "plot_parameter_counts",
+    "plot_metric_vs_dim",
+    "plot_learning_curves",
+    "plot_grid_heatmap",
 ]
 
 # seaborn's colour-blind-safe palette, fixed here so figures do not depend on seaborn state
@@ -248,4 +256,75 @@ def plot_parameter_counts(dims: Sequence[int], ax: Axes | None = None) -> Axes:
     ax.set_xlabel("embedding dimension $d$ (per user and per item)")
     ax.set_ylabel("parameters inside the similarity $\\phi$")
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    return ax
+
+
+# --------------------------------------------------------------------------------------
+# Section 3: Figure 2, learning curves and the tuning grid
+# --------------------------------------------------------------------------------------
+
+METRIC_LABELS = {"hr10": "HR@10", "ndcg10": "NDCG@10"}
+
+
+def plot_metric_vs_dim(ours: pd.DataFrame, published: pd.DataFrame, metric: str,
+                       ax: Axes | None = None) -> Axes:
+    """Figure 2: a metric against embedding dimension d, ours with 95% intervals over seeds.
+
+    ``ours`` has columns model, dim, <metric>, <metric>_ci95 (see ``summaries.over_seeds``);
+    ``published`` has model, embedding_dim, <metric> (He et al. 2017, recast to d) and is drawn
+    dashed with hollow markers and labelled as published.
+    """
+    if ax is None:
+        _, ax = plt.subplots()
+    for model, group in ours.groupby("model", sort=False):
+        group = group.sort_values("dim")
+        color = model_color(model)
+        ax.plot(group["dim"], group[metric], "-o", color=color, ms=4, lw=1.8,
+                label=f"{model} (ours, mean of {int(group['seeds'].min())}+ seeds)")
+        ci = group[f"{metric}_ci95"].fillna(0.0)
+        ax.fill_between(group["dim"], group[metric] - ci, group[metric] + ci, color=color,
+                        alpha=0.25, lw=0)
+    for model, group in published.groupby("model", sort=False):
+        group = group.sort_values("embedding_dim")
+        ax.plot(group["embedding_dim"], group[metric], "--o", color=model_color(model), ms=5,
+                mfc="white", lw=1.4, label=f"{model} (published, He et al. 2017)")
+    dims = sorted(set(ours["dim"]) | set(published["embedding_dim"]))
+    ax.set_xticks(dims, [str(d) for d in dims])
+    ax.set_xlabel("embedding dimension $d$")
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    return ax
+
+
+def plot_learning_curves(curves: pd.DataFrame, metric: str, ax: Axes | None = None) -> Axes:
+    """A metric (or the training loss) against epoch, one line per d, averaged over seeds."""
+    if ax is None:
+        _, ax = plt.subplots()
+    dims = sorted(curves["dim"].unique())
+    cmap = plt.get_cmap("viridis")
+    for n, dim in enumerate(dims):
+        mean = curves[curves["dim"] == dim].groupby("epoch")[metric].mean()
+        ax.plot(mean.index, mean.to_numpy(), color=cmap(n / max(len(dims) - 1, 1)), lw=1.5,
+                label=f"d = {dim}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(METRIC_LABELS.get(metric, "training log loss" if metric == "loss" else metric))
+    return ax
+
+
+def plot_grid_heatmap(table: pd.DataFrame, rows: str, cols: str, metric: str,
+                      ax: Axes | None = None, highlight: tuple | None = None) -> Axes:
+    """A metric over a two-parameter grid (mean over the other settings), values written in."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.8, 3.6))
+    grid = table.pivot_table(index=rows, columns=cols, values=metric, aggfunc="mean")
+    image = ax.imshow(grid.to_numpy(), cmap="Blues", aspect="auto")
+    for (r, c), value in np.ndenumerate(grid.to_numpy()):
+        weight = "bold" if highlight == (grid.index[r], grid.columns[c]) else "normal"
+        ax.text(c, r, f"{value:.4f}", ha="center", va="center", fontsize=9, fontweight=weight,
+                color="white" if value > np.nanmean(grid.to_numpy()) else _INK)
+    ax.set_xticks(range(grid.shape[1]), [f"{v:g}" for v in grid.columns])
+    ax.set_yticks(range(grid.shape[0]), [f"{v:g}" for v in grid.index])
+    ax.set_xlabel(cols)
+    ax.set_ylabel(rows)
+    ax.grid(False)
+    ax.figure.colorbar(image, ax=ax, label=METRIC_LABELS.get(metric, metric))
     return ax

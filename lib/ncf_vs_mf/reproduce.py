@@ -19,6 +19,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from . import data as data_mod
 from .results import RESULTS_DIR, Invocation, ResultTable
 
@@ -86,31 +88,42 @@ def run_mf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultTa
     return len(todo)
 
 
-def mf_cells(args: argparse.Namespace, split: str) -> list[dict[str, Any]]:
-    """The grid of settings, seed-major so that each finished seed is a complete series."""
-    cells = []
-    for seed, lr, reg, negatives, dim in itertools.product(
-            args.seeds, args.lr, args.reg, args.negatives, args.dims):
-        cells.append({"dataset": args.dataset, "split": split, "model": "MF", "dim": dim,
-                      "seed": seed, "epochs": args.epochs, "lr": lr, "reg": reg,
-                      "negatives": negatives, "dtype": args.dtype, "threads": args.threads})
-    return cells
+def reproduce_mf(dataset: str = "ml-1m", split: str = "test", dims=(16, 32, 64, 96, 128, 192),
+                 seeds=(0, 1, 2), epochs: int = 256, lr=(0.002,), reg=(0.005,), negatives=(8,),
+                 dtype: str = "float64", threads: int = 1, jobs: int = 1, eval_every: int = 8,
+                 data_dir: str | None = None, out: str | os.PathLike = RESULTS_DIR / "ncf_experiments",
+                 command: str | None = None) -> pd.DataFrame:
+    """Train the MF grid (skipping finished cells) and return the runs table.
 
-
-def _mf_command(args: argparse.Namespace, split: str, table: str) -> int:
-    data_dir = args.data_dir or os.environ.get(data_mod.DATA_ENV)
-    out = Path(args.out)
-    runs = ResultTable(out / f"{table}_runs.csv", MF_KEY)
-    curves = ResultTable(out / f"{table}_curves.csv", MF_KEY + ["epoch"])
-    parameters = {k: v for k, v in vars(args).items() if k not in ("func", "data_dir")}
+    ``split`` is "test" (the NCF test split: Figure 2) or "tuning" (the holdout carved from the
+    training file: Appendix A.2); the tables are ``mf_runs.csv``/``mf_tuning_runs.csv`` and the
+    learning curves ``mf_curves.csv``/``mf_tuning_curves.csv`` in ``out``.
+    """
+    data_dir = data_dir or os.environ.get(data_mod.DATA_ENV) or None
+    table = "mf" if split == "test" else "mf_tuning"
+    runs = ResultTable(Path(out) / f"{table}_runs.csv", MF_KEY)
+    curves = ResultTable(Path(out) / f"{table}_curves.csv", MF_KEY + ["epoch"])
+    parameters = dict(dataset=dataset, split=split, dims=list(dims), seeds=list(seeds),
+                      epochs=epochs, lr=list(lr), reg=list(reg), negatives=list(negatives),
+                      dtype=dtype, threads=threads, jobs=jobs, eval_every=eval_every)
+    cells = [{"dataset": dataset, "split": split, "model": "MF", "dim": d, "seed": s,
+              "epochs": epochs, "lr": a, "reg": r, "negatives": m, "dtype": dtype,
+              "threads": threads}
+             for s, a, r, m, d in itertools.product(seeds, lr, reg, negatives, dims)]
     invocation = Invocation(
-        command="ncf-vs-mf " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        command=command or f"ncf_vs_mf.reproduce.reproduce_mf(**{parameters!r})",
         parameters=parameters,
-        data={"dataset": args.dataset, "split": split,
-              "files": data_mod.fingerprint(args.dataset, data_dir),
-              "variants": _load_split(args.dataset, "test", data_dir).provenance})
-    run_mf_grid(mf_cells(args, split), runs, curves, invocation, data_dir, args.eval_every,
-                args.jobs)
+        data={"dataset": dataset, "split": split, "files": data_mod.fingerprint(dataset, data_dir),
+              "variants": _load_split(dataset, "test", data_dir).provenance})
+    run_mf_grid(cells, runs, curves, invocation, data_dir, eval_every, jobs)
+    return runs.read()
+
+
+def _mf_command(args: argparse.Namespace, split: str) -> int:
+    reproduce_mf(args.dataset, split, args.dims, args.seeds, args.epochs, args.lr, args.reg,
+                 args.negatives, args.dtype, args.threads, args.jobs, args.eval_every,
+                 args.data_dir, args.out,
+                 command="ncf-vs-mf " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     return 0
 
 
@@ -146,10 +159,10 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     mf = experiments.add_parser("mf", help="Section 3: MF on the NCF test split (Figure 2)")
     _add_mf_arguments(mf, {"dims": [16, 32, 64, 96, 128, 192], "seeds": [0, 1, 2],
                            "epochs": 256})
-    mf.set_defaults(func=lambda a: _mf_command(a, "test", "mf"))
+    mf.set_defaults(func=lambda a: _mf_command(a, "test"))
     tuning = experiments.add_parser("mf-tuning",
                                     help="Appendix A.2: MF on the tuning split (no test data)")
     _add_mf_arguments(tuning, {"dims": [64], "seeds": [0], "epochs": 128,
                                "lr": [0.001, 0.002, 0.003], "reg": [0.001, 0.005, 0.01],
                                "negatives": [8]})
-    tuning.set_defaults(func=lambda a: _mf_command(a, "tuning", "mf_tuning"))
+    tuning.set_defaults(func=lambda a: _mf_command(a, "tuning"))
