@@ -312,12 +312,18 @@ def plot_learning_curves(curves: pd.DataFrame, metric: str, ax: Axes | None = No
 
 def plot_grid_heatmap(table: pd.DataFrame, rows: str, cols: str, metric: str,
                       ax: Axes | None = None, highlight: tuple | None = None) -> Axes:
-    """A metric over a two-parameter grid (mean over the other settings), values written in."""
+    """A metric over a two-parameter grid (mean over the other settings), values written in.
+
+    Settings missing from ``table`` stay blank, so a one-at-a-time cross around a chosen point
+    reads as a cross.
+    """
     if ax is None:
         _, ax = plt.subplots(figsize=(4.8, 3.6))
     grid = table.pivot_table(index=rows, columns=cols, values=metric, aggfunc="mean")
     image = ax.imshow(grid.to_numpy(), cmap="Blues", aspect="auto")
     for (r, c), value in np.ndenumerate(grid.to_numpy()):
+        if np.isnan(value):  # a setting the grid did not run
+            continue
         weight = "bold" if highlight == (grid.index[r], grid.columns[c]) else "normal"
         ax.text(c, r, f"{value:.4f}", ha="center", va="center", fontsize=9, fontweight=weight,
                 color="white" if value > np.nanmean(grid.to_numpy()) else _INK)
