@@ -102,7 +102,7 @@ class TrainingHistory:
 
 # ----------------------------------------------------------------------------- compiled core
 
-LOOKAHEAD = 8  # examples prepared (and their rows prefetched) ahead of the one being updated
+LOOKAHEAD = 8  # steps prepared early so the memory they touch can be prefetched
 PAD = 16  # factor rows are zero-padded to a multiple of this, so loops have no scalar tail
 
 
@@ -127,14 +127,6 @@ def _uniform_int(state, n):  # pragma: no cover - compiled
             return np.int64(m >> np.uint64(32))
 
 
-@numba.njit(cache=True)
-def _shuffle(order, state):  # pragma: no cover - compiled
-    """Fisher-Yates shuffle in place."""
-    for i in range(order.shape[0] - 1, 0, -1):
-        j = _uniform_int(state, i + 1)
-        order[i], order[j] = order[j], order[i]
-
-
 @intrinsic
 def _prefetch_row(typingctx, matrix, row):
     """Ask the CPU to bring row ``row`` of a C-contiguous 2-D array into cache (no-op result)."""
@@ -157,6 +149,26 @@ def _prefetch_row(typingctx, matrix, row):
         return context.get_dummy_value()
 
     return types.void(matrix, row), codegen
+
+
+@numba.njit(cache=True)
+def _shuffle(order, state):  # pragma: no cover - compiled
+    """Fisher-Yates shuffle in place, drawing swap partners LOOKAHEAD steps early.
+
+    The draws come in the same sequence as in the textbook loop (so the permutation is the
+    same); drawing early lets the kernel prefetch the random element it will swap with.
+    """
+    top = order.shape[0] - 1
+    rows = order.reshape((order.shape[0], 1))
+    partner = np.empty(LOOKAHEAD, np.int64)
+    for k in range(min(LOOKAHEAD, top)):
+        partner[k] = _uniform_int(state, top - k + 1)
+    for k in range(top):
+        i, j = top - k, partner[k % LOOKAHEAD]
+        if k + LOOKAHEAD < top:
+            partner[k % LOOKAHEAD] = _uniform_int(state, i - LOOKAHEAD + 1)
+            _prefetch_row(rows, partner[k % LOOKAHEAD])
+        order[i], order[j] = order[j], order[i]
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, inline="always")
