@@ -3,7 +3,8 @@
 ``ncf-vs-mf reproduce mf`` trains the matrix factorization of Section 3 on a grid of
 dimensions and seeds and appends one row per finished run to ``results/<chapter>/mf_runs.csv``
 (with its learning curve in ``mf_curves.csv``); ``reproduce mf-tuning`` does the same on the
-tuning split carved from the training file (Appendix A.2). Finished cells are skipped on a
+tuning split carved from the training file (Appendix A.2); ``reproduce ncf`` trains NCF's own
+GMF, MLP and NeuMF (``ncf_training``) with the epoch selected on that tuning split. Finished cells are skipped on a
 rerun, so an interrupted grid resumes where it stopped.
 """
 
@@ -120,25 +121,28 @@ def reproduce_mf(dataset: str = "ml-1m", split: str = "test", dims=(16, 32, 64, 
 
 
 def _mf_command(args: argparse.Namespace, split: str) -> int:
-    reproduce_mf(args.dataset, split, args.dims, args.seeds, args.epochs, args.lr, args.reg,
-                 args.negatives, args.dtype, args.threads, args.jobs, args.eval_every,
+    # unset hyperparameters take the paper's values for the dataset (ML-1M's elsewhere)
+    paper = PAPER_HYPERPARAMETERS.get(args.dataset, PAPER_HYPERPARAMETERS["ml-1m"])
+    lr, reg, negatives = (getattr(args, k) or [paper[k]] for k in ("lr", "reg", "negatives"))
+    reproduce_mf(args.dataset, split, args.dims, args.seeds, args.epochs, lr, reg, negatives, args.dtype, args.threads, args.jobs, args.eval_every,
                  args.data_dir, args.out,
                  command="ncf-vs-mf " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     return 0
 
 
 def _add_mf_arguments(parser: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
-    paper = PAPER_HYPERPARAMETERS["ml-1m"]
     parser.add_argument("--dataset", default="ml-1m", choices=data_mod.DATASETS)
     parser.add_argument("--dims", type=int, nargs="+", default=defaults["dims"],
                         help="embedding dimensions d (counting the bias coordinate)")
     parser.add_argument("--seeds", type=int, nargs="+", default=defaults["seeds"])
     parser.add_argument("--epochs", type=int, default=defaults["epochs"])
-    parser.add_argument("--lr", type=float, nargs="+", default=defaults.get("lr", [paper["lr"]]))
-    parser.add_argument("--reg", type=float, nargs="+",
-                        default=defaults.get("reg", [paper["reg"]]))
-    parser.add_argument("--negatives", type=int, nargs="+",
-                        default=defaults.get("negatives", [paper["negatives"]]))
+    paper = "(default: the paper's value for the dataset)"
+    parser.add_argument("--lr", type=float, nargs="+", default=defaults.get("lr"),
+                        help=f"SGD learning rates {paper}")
+    parser.add_argument("--reg", type=float, nargs="+", default=defaults.get("reg"),
+                        help=f"L2 coefficients lambda {paper}")
+    parser.add_argument("--negatives", type=int, nargs="+", default=defaults.get("negatives"),
+                        help=f"negatives per positive m {paper}")
     parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     parser.add_argument("--threads", type=int, default=1,
                         help="threads per run (>1 is Hogwild: fast but not reproducible)")
@@ -166,3 +170,195 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
                                "lr": [0.001, 0.002, 0.003], "reg": [0.001, 0.005, 0.01],
                                "negatives": [8]})
     tuning.set_defaults(func=lambda a: _mf_command(a, "tuning"))
+    ncf = experiments.add_parser(
+        "ncf", help="Section 3 / issue 4: NCF's GMF, MLP and NeuMF trained here, epochs "
+                    "selected on the tuning split (plus NCF's best-test-epoch numbers)")
+    _add_ncf_arguments(ncf)
+    ncf.set_defaults(func=_ncf_command)
+
+
+# ----------------------------------------------------------------------------- NCF's models
+
+NCF_KEY = ["dataset", "model", "predictive_factor", "dim", "seed", "max_epochs", "lr",
+           "finetune_lr", "negatives", "batch_size", "reg", "validation", "max_batches"]
+NCF_DEFAULT_MODELS = ("GMF", "MLP", "NeuMF", "NeuMF-pretrained")
+NCF_VALIDATION = "tuning split (latest training interaction per user, 100 negatives, seed 0)"
+
+
+def _ncf_cells(dataset: str, models, factors, seeds, config, max_batches: int) -> list[dict]:
+    """One cell (a future result row's key) per model, predictive factor and seed."""
+    from .ncf_training import embedding_dim
+
+    return [{"dataset": dataset, "model": m, "predictive_factor": k, "dim": embedding_dim(m, k),
+             "seed": s, "max_epochs": config.epochs, "lr": config.lr,
+             "finetune_lr": config.finetune_lr, "negatives": config.negatives,
+             "batch_size": config.batch_size, "reg": config.reg, "validation": NCF_VALIDATION,
+             "max_batches": max_batches}
+            for s, k, m in itertools.product(seeds, factors, models)]
+
+
+def _ncf_jobs(todo: list[dict]) -> list[list[dict]]:
+    """Group cells into worker jobs: per (k, seed), GMF, MLP and pre-trained NeuMF share one job
+    (pre-training reuses that job's GMF and MLP instead of training them twice); plain NeuMF
+    runs alone, so the two processes stay busy."""
+    from .ncf_training import PRETRAINED_MODELS
+
+    groups: dict[tuple, list[dict]] = {}
+    for cell in todo:
+        family = cell["model"] in ("GMF", "MLP") or cell["model"] in PRETRAINED_MODELS
+        key = (cell["predictive_factor"], cell["seed"], family)
+        groups.setdefault(key, []).append(cell)
+    # largest first: the pre-training families take about three times a single model
+    return sorted(groups.values(), key=lambda g: (-len(g), -g[0]["predictive_factor"]))
+
+
+def _train_ncf_job(job: list[dict], data_dir: str | None, threads: int,
+                   config_kwargs: dict[str, Any]) -> list[tuple[dict, list[dict]]]:
+    """Worker: train the models of one job (same dataset, k and seed); rows and curves."""
+    import torch
+
+    from .ncf_training import NCFConfig, run_family
+
+    torch.set_num_threads(max(1, threads))
+    dataset = job[0]["dataset"]
+    split = _load_split(dataset, "test", data_dir)
+    tuning = _load_split(dataset, "tuning", data_dir)
+    config = NCFConfig(**config_kwargs)
+    max_batches = job[0]["max_batches"] or None
+    results = run_family(split, tuning, [c["model"] for c in job], job[0]["predictive_factor"],
+                         job[0]["seed"], config, max_batches=max_batches)
+    out = []
+    for cell, result in zip(job, results):
+        row = {**result.row, **cell}
+        curves = [{**cell, **{k: v for k, v in r.items() if k not in cell}}
+                  for r in result.curves]
+        out.append((row, curves))
+    return out
+
+
+def run_ncf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultTable,
+                 invocation: Invocation, data_dir: str | None, threads: int, jobs: int,
+                 config_kwargs: dict[str, Any]) -> int:
+    """Train every cell not yet in ``runs`` in ``jobs`` spawned processes; return how many ran.
+
+    Each finished model appends its curve rows, then its result row (a row marks a cell done,
+    so an interrupted grid resumes at the first unfinished model). A failing job is reported
+    and the others continue; the error is raised at the end.
+    """
+    import multiprocessing
+
+    done = runs.done()
+    todo = [c for c in cells if tuple(c[k] for k in runs.key) not in done]
+    print(f"{len(cells) - len(todo)} of {len(cells)} cells already done; {len(todo)} to run",
+          flush=True)
+    if not todo:
+        return 0
+    failures = []
+    context = multiprocessing.get_context("spawn")  # torch does not like fork after threads
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        pending = {pool.submit(_train_ncf_job, job, data_dir, threads, config_kwargs): job
+                   for job in _ncf_jobs(todo)}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                job = pending.pop(future)
+                try:
+                    results = future.result()
+                except Exception as error:  # noqa: BLE001 - report, keep the grid going
+                    names = ", ".join(f"{c['model']} k={c['predictive_factor']} "
+                                      f"seed={c['seed']}" for c in job)
+                    print(f"FAILED {names}: {error!r}", flush=True)
+                    failures.append((names, error))
+                    continue
+                for row, curve in results:
+                    curves.append(curve, invocation)
+                    runs.append([row], invocation)
+                    print(f"done {row['dataset']} {row['model']} k={row['predictive_factor']} "
+                          f"(d={row['dim']}) seed={row['seed']}: epoch {row['epochs_selected']} "
+                          f"HR@10={row['hr10']:.4f} NDCG@10={row['ndcg10']:.4f}; NCF's rule "
+                          f"(epoch {row['epoch_test_selected']}) HR@10="
+                          f"{row['hr10_test_selected']:.4f} ({row['seconds']:.0f} s)", flush=True)
+    if failures:
+        raise RuntimeError(f"{len(failures)} NCF job(s) failed: "
+                           + "; ".join(f"{n}: {e!r}" for n, e in failures))
+    return len(todo)
+
+
+def reproduce_ncf(dataset: str = "ml-1m", models=NCF_DEFAULT_MODELS, factors=(8, 16, 32, 64),
+                  seeds=(0, 1, 2), epochs: int = 20, lr: float = 0.001,
+                  finetune_lr: float = 0.001, negatives: int = 4, batch_size: int = 256,
+                  reg: float = 0.0, device: str = "auto", threads: int = 1, jobs: int = 1,
+                  max_batches: int = 0, data_dir: str | None = None,
+                  out: str | os.PathLike = RESULTS_DIR / "ncf_experiments",
+                  command: str | None = None) -> pd.DataFrame:
+    """Train NCF's models on the grid (skipping finished cells) and return the runs table.
+
+    Writes ``ncf_runs.csv`` (one row per model, predictive factor and seed: the validation-
+    selected epoch and its test metrics, NCF's best-test-epoch metrics, timings) and
+    ``ncf_curves.csv`` (every epoch of every run, column ``phase``) in ``out``. See
+    ``ncf_training`` for the protocol. ``max_batches`` > 0 truncates every epoch (smoke tests;
+    such rows carry the value in their key and never count as full runs).
+    """
+    from .ncf_training import MODELS, NCFConfig
+
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise ValueError(f"unknown NCF models {unknown}; choose from {list(MODELS)}")
+    data_dir = data_dir or os.environ.get(data_mod.DATA_ENV) or None
+    config_kwargs = dict(epochs=epochs, lr=lr, finetune_lr=finetune_lr, negatives=negatives,
+                         batch_size=batch_size, reg=reg, device=device)
+    config = NCFConfig(**config_kwargs)
+    config.validate()
+    runs = ResultTable(Path(out) / "ncf_runs.csv", NCF_KEY)
+    curves = ResultTable(Path(out) / "ncf_curves.csv", NCF_KEY + ["phase", "epoch"])
+    parameters = dict(dataset=dataset, models=list(models), factors=list(factors),
+                      seeds=list(seeds), threads=threads, jobs=jobs, max_batches=max_batches,
+                      **asdict(config))
+    cells = _ncf_cells(dataset, models, factors, seeds, config, max_batches)
+    invocation = Invocation(
+        command=command or f"ncf_vs_mf.reproduce.reproduce_ncf(**{parameters!r})",
+        parameters=parameters,
+        data={"dataset": dataset, "validation": NCF_VALIDATION,
+              "files": data_mod.fingerprint(dataset, data_dir),
+              "variants": _load_split(dataset, "test", data_dir).provenance})
+    run_ncf_grid(cells, runs, curves, invocation, data_dir, threads, jobs, config_kwargs)
+    return runs.read()
+
+
+def _ncf_command(args: argparse.Namespace) -> int:
+    reproduce_ncf(args.dataset, args.models, args.factors, args.seeds, args.epochs, args.lr,
+                  args.finetune_lr, args.negatives, args.batch_size, args.reg, args.device,
+                  args.threads, args.jobs, args.max_batches, args.data_dir, args.out,
+                  command="ncf-vs-mf " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    return 0
+
+
+def _add_ncf_arguments(parser: argparse.ArgumentParser) -> None:
+    from .ncf_training import MODELS
+
+    parser.add_argument("--dataset", default="ml-1m", choices=data_mod.DATASETS)
+    parser.add_argument("--models", nargs="+", default=list(NCF_DEFAULT_MODELS), choices=MODELS,
+                        help="NeuMF-pretrained fine-tunes with plain SGD (NCF paper, Sec. 3.4.1); "
+                             "NeuMF-pretrained-adam with Adam (NCF README command)")
+    parser.add_argument("--factors", type=int, nargs="+", default=[8, 16, 32, 64],
+                        help="predictive factors k (d = k for GMF, 2k for MLP, 3k for NeuMF)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=20,
+                        help="epochs per run (NCF's README: 20); the epoch is selected in 0..N")
+    parser.add_argument("--lr", type=float, default=0.001, help="Adam learning rate")
+    parser.add_argument("--finetune-lr", type=float, default=0.001,
+                        help="learning rate of pre-trained NeuMF's fine-tuning")
+    parser.add_argument("--negatives", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--reg", type=float, default=0.0,
+                        help="L2 on the embedding tables, Keras-style (NCF default 0)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="jobs trained in parallel processes")
+    parser.add_argument("--max-batches", type=int, default=0,
+                        help="truncate every epoch to this many batches (smoke tests only)")
+    parser.add_argument("--data-dir", default=None,
+                        help=f"local data folder (default: ${data_mod.DATA_ENV} or the cache)")
+    parser.add_argument("--out", default=str(RESULTS_DIR / "ncf_experiments"),
+                        help="folder of the result tables")

@@ -1,0 +1,56 @@
+"""Result tables and the resumable grid runner."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from ncf_vs_mf.reproduce import reproduce_mf
+from ncf_vs_mf.results import Invocation, ResultTable, atomic_write_text
+
+
+def test_table_appends_rows_with_provenance(tmp_path):
+    table = ResultTable(tmp_path / "runs.csv", ["model", "dim"])
+    first = Invocation("cmd a", {"x": 1}, {"dataset": "toy"})
+    table.append([{"model": "MF", "dim": 8, "hr10": 0.5}], first)
+    second = Invocation("cmd b", {"x": 2}, {"dataset": "toy"})
+    table.append([{"model": "MF", "dim": 16, "hr10": 0.6}], second)
+    rows = table.read()
+    assert rows[["dim", "hr10"]].values.tolist() == [[8, 0.5], [16, 0.6]]
+    assert table.done() == {("MF", 8), ("MF", 16)}
+    records = {r["run_id"]: r for r in table.provenance()}
+    assert set(rows["run_id"]) == set(records)
+    record = records[first.run_id]
+    assert record["command"] == "cmd a" and record["rows_added"] == 1
+    for field in ("commit", "libraries", "machine", "started", "duration_seconds", "data"):
+        assert field in record
+
+
+def test_rows_must_carry_the_key(tmp_path):
+    table = ResultTable(tmp_path / "runs.csv", ["model", "dim"])
+    with pytest.raises(ValueError, match="lack key columns.*dim"):
+        table.append([{"model": "MF"}], Invocation("c", {}, {}))
+
+
+def test_atomic_write_leaves_no_temporary_files(tmp_path):
+    atomic_write_text(tmp_path / "a.txt", "hello\n")
+    atomic_write_text(tmp_path / "a.txt", "again\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+    assert (tmp_path / "a.txt").read_text() == "again\n"
+
+
+def test_grid_resumes_and_skips_finished_cells(tmp_path):
+    kwargs = dict(dataset="synthetic", dims=[4, 8], epochs=3, lr=[0.05], jobs=1, eval_every=1,
+                  out=tmp_path)
+    first = reproduce_mf(seeds=[0], **kwargs)
+    assert len(first) == 2
+    again = reproduce_mf(seeds=[0, 1], **kwargs)  # only the two seed-1 cells are new
+    assert len(again) == 4
+    assert again.iloc[:2].equals(first)
+    runs = json.loads((tmp_path / "mf_runs.provenance.json").read_text())
+    assert [r["rows_added"] for r in runs] == [2, 2]
+    curves = pd.read_csv(tmp_path / "mf_curves.csv")
+    assert len(curves) == 4 * 3 and set(curves["epoch"]) == {1, 2, 3}
+    # the curve's last epoch is the reported number
+    last = curves[curves["epoch"] == 3].sort_values(["seed", "dim"])["hr10"].tolist()
+    assert last == again.sort_values(["seed", "dim"])["hr10"].tolist()
