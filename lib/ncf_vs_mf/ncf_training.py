@@ -1,0 +1,581 @@
+"""Training NCF's own learned similarities (GMF, MLP-3, NeuMF) ourselves, selected honestly.
+
+Rendle et al. (2020) plot the MLP and NeuMF numbers *published* by He et al. (2017), which were
+picked at the best epoch on the test set (Section 3.4). This module retrains those models with
+NCF's settings and selects the number of epochs on a validation split carved from the training
+file, so the book can show both numbers from the same runs.
+
+Models and NCF's settings (He et al.'s code defaults, see the reference README)
+-------------------------------------------------------------------------------
+``models.ncf_model`` builds GMF (d = k), MLP-3 (d = 2k per side, hidden 4k -> 2k -> k) and NeuMF
+(d = 3k: MLP part 2k, GMF part k) for predictive factor k. Training: log loss (BCE with logits;
+Keras's sigmoid + ``binary_crossentropy`` is the same function, without its 1e-7 clipping),
+Adam (lr 0.001, betas 0.9/0.999, eps 1e-8), batch 256 (the last, partial batch included), 4
+negatives per positive drawn uniformly from the items *outside the user's training positives*,
+redrawn every epoch, positives and negatives of an epoch shuffled together, embeddings
+N(0, 0.01^2), no regularization (``reg`` adds Keras-style ``reg * sum(W^2)`` of both embedding
+tables to every batch's loss if wanted). The embedding gradients are dense and Adam updates every
+row at every step, as Keras/Theano does (its moments keep moving rows that are not in the batch;
+a sparse "lazy" Adam would be a different optimizer).
+
+Pre-trained NeuMF: GMF and MLP of the same k are trained first, NeuMF is initialised from them
+(``EmbeddingModel.neumf_from_pretrained``: MLP layers copied, output weights mixed with
+alpha = 0.5) and then fine-tuned. He et al. Section 3.4.1 say the fine-tuning uses *vanilla SGD*
+(no momentum: Adam's moments were not saved with the pre-trained models). NCF's code does not
+enforce this: ``NeuMF.py`` uses whatever ``--learner`` says, and the README's pre-training command
+passes ``--learner adam``. We implement both and name them: model ``"NeuMF-pretrained"`` follows
+the paper (plain SGD, lr 0.001, batch mean of the log loss, so it moves little in 20 epochs) and
+``"NeuMF-pretrained-adam"`` follows the README command (a fresh Adam, lr 0.001).
+
+Deviations from NCF's code, all deliberate: the negative sampler excludes the user's training
+positives for every model (``NeuMF.py`` tests ``(u, j) in train and [u, j] in testRatings``, an
+``and`` that almost never holds, so its NeuMF negatives are in effect uniform over all items;
+``GMF.py``/``MLP.py`` exclude the training positives as described in the paper); one embedding
+table of 3k columns per side for NeuMF instead of two tables (same parameters, same dense Adam
+updates); the Keras sigmoid output is folded into the loss. Evaluation applies the sigmoid in
+float32 before ranking, as NCF's evaluator ranks ``model.predict`` outputs, so saturated scores
+tie exactly as they do there (ties rank the test item low: ``SampledEvaluator``).
+
+The selection protocol (what the ``hr10``/``ndcg10`` of a run mean)
+------------------------------------------------------------------
+Rendle et al.'s Appendix A.2 protocol, applied to the number of epochs:
+
+1. *Validation run.* Train on the tuning split's training part (``data.tuning_split``: the
+   training file minus each user's latest training interaction) for up to ``epochs`` (20, as
+   NCF's README runs) epochs, evaluating HR@10/NDCG@10 on the tuning holdout (that latest
+   interaction against sampled non-interacted items) after every epoch and before the first.
+   The selected epoch E is the *earliest* epoch with the highest validation HR@10 (epoch 0, the
+   initial model, is a candidate: that is NCF's rule, ``best_iter = -1`` with the initial
+   performance and a strict ``hr > best_hr``; it matters for pre-trained NeuMF, whose epoch 0 is
+   the mixed GMF + MLP ensemble). Nothing of the test split is trained on or looked at; the only
+   link is that the tuning holdout's sampled negatives avoid the test items (``tuning_split``),
+   a property of how the holdout is built, shared with the MF tuning runs, not a choice made by
+   looking at test outcomes.
+2. *Test run.* Train the same model (same seed) on the full training file for ``epochs`` epochs,
+   evaluating the test split after every epoch. The reported ``hr10``/``ndcg10`` are the test
+   metrics after epoch E. The other epochs' test metrics are recorded but do not influence E.
+3. *NCF's rule, for comparison.* From the test run's curve, the earliest epoch with the best
+   *test* HR@10 and its HR/NDCG (``hr10_test_selected``...): what NCF's code prints as "Best
+   Iteration". For models without pre-training it is the maximum of the curve that contains the
+   honest number, so ``hr10_test_selected >= hr10`` by construction.
+
+We do *not* train on the training file and pick the epoch on a holdout inside it at the same
+time: the holdout interactions would then be trained on while selecting. Training twice (tuning
+part, then full file) is what Rendle et al. did for their matrix factorization, and it keeps the
+final model's training data identical to NCF's.
+
+Pre-trained NeuMF under this protocol: the validation run fine-tunes NeuMF built from the GMF
+and MLP *validation runs* at their own validation-selected epochs; the test run fine-tunes NeuMF
+built from the full-file GMF and MLP at those same epochs; its fine-tuning epoch is chosen on the
+validation run. NCF's rule for it is NCF's whole pipeline: components taken at their best *test*
+epochs, then the best test epoch of that fine-tuning (a third fine-tuning run, skipped when the
+test-selected component epochs coincide with the validation-selected ones). Because the two
+pipelines start from different components, ``hr10_test_selected >= hr10`` is not guaranteed for
+pre-trained NeuMF, only very likely.
+
+Speed: each epoch's negatives are drawn in one vectorized call (rejection-resampling the few that
+hit a training positive, checked by binary search in the sorted keys ``u * n_items + i``), the
+epoch is shuffled with one permutation, and batches are slices of three tensors (no Dataset or
+DataLoader, no per-example Python). On CPU, a seed fixes every number (``torch.manual_seed`` for
+initialisation, a numpy ``Generator`` for negatives and order); ``device="auto"`` uses CUDA when
+available (GPU kernels may be nondeterministic).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import LeaveOneOutSplit
+from .evaluation import RankingMetrics, SampledEvaluator
+from .models import EmbeddingModel, ncf_embedding_dim, ncf_model
+
+__all__ = [
+    "MODELS",
+    "BASE_MODELS",
+    "NCFConfig",
+    "NegativeSampler",
+    "FitResult",
+    "ProtocolResult",
+    "TrainingDiverged",
+    "resolve_device",
+    "build_model",
+    "evaluate_model",
+    "fit",
+    "select_epoch",
+    "run_protocol",
+    "run_family",
+    "embedding_dim",
+]
+
+BASE_MODELS = ("GMF", "MLP", "NeuMF")
+PRETRAINED_MODELS = {"NeuMF-pretrained": "sgd", "NeuMF-pretrained-adam": "adam"}
+MODELS = BASE_MODELS + tuple(PRETRAINED_MODELS)
+_SIMILARITY = {"GMF": "gmf", "MLP": "mlp", "NeuMF": "neumf",
+               "NeuMF-pretrained": "neumf", "NeuMF-pretrained-adam": "neumf"}
+_MODEL_CODE = {name: code for code, name in enumerate(MODELS)}
+_PHASE_CODE = {"validation": 0, "test": 1, "test-ncf-components": 1}
+
+
+class TrainingDiverged(FloatingPointError):
+    """The training loss became NaN or infinite; the message names the run and epoch."""
+
+
+@dataclass(frozen=True)
+class NCFConfig:
+    """NCF's training settings (He et al.'s code defaults, README commands: 20 epochs)."""
+
+    epochs: int = 20
+    lr: float = 0.001  # Adam for GMF/MLP/NeuMF
+    batch_size: int = 256
+    negatives: int = 4  # per positive, outside the user's training positives, redrawn per epoch
+    init_std: float = 0.01  # embeddings ~ N(0, init_std^2)
+    reg: float = 0.0  # Keras l2: reg * sum(W^2) of both embedding tables, added per batch
+    alpha: float = 0.5  # pre-trained NeuMF: output = [alpha w_gmf, (1 - alpha) w_mlp]
+    finetune_lr: float = 0.001  # pre-trained NeuMF's fine-tuning learning rate
+    device: str = "auto"  # "auto": CUDA if available, else CPU
+    eval_chunk: int = 1024  # users scored per evaluation batch
+
+    def validate(self) -> None:
+        problems = []
+        if self.epochs < 0:
+            problems.append(f"epochs={self.epochs}: need >= 0")
+        for name in ("lr", "finetune_lr"):
+            value = getattr(self, name)
+            if not value > 0 or not math.isfinite(value):
+                problems.append(f"{name}={value}: need a finite value > 0")
+        if self.batch_size < 1:
+            problems.append(f"batch_size={self.batch_size}: need >= 1")
+        if self.negatives < 0:
+            problems.append(f"negatives={self.negatives}: need >= 0")
+        if not self.init_std >= 0:
+            problems.append(f"init_std={self.init_std}: need >= 0")
+        if not self.reg >= 0:
+            problems.append(f"reg={self.reg}: need >= 0")
+        if not 0.0 <= self.alpha <= 1.0:
+            problems.append(f"alpha={self.alpha}: need 0 <= alpha <= 1")
+        if problems:
+            raise ValueError("invalid NCF training settings: " + "; ".join(problems))
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else is passed to torch.device."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def embedding_dim(model: str, k: int) -> int:
+    """Embedding dimension d per side of a model name at predictive factor k (d = k, 2k, 3k)."""
+    return ncf_embedding_dim(_similarity(model), k)
+
+
+def _similarity(model: str) -> str:
+    if model not in _SIMILARITY:
+        raise ValueError(f"unknown NCF model {model!r}; choose from {list(MODELS)}")
+    return _SIMILARITY[model]
+
+
+def run_seed(model: str, k: int, seed: int, phase: str) -> int:
+    """The integer seed of one training run, derived from (model, k, seed, phase).
+
+    GMF and MLP keep the same seed whether they run alone or as pre-training for NeuMF, so both
+    produce identical numbers. The test run and NCF's-rule run of pre-trained NeuMF share a seed:
+    they differ only in the components they start from.
+    """
+    family = model if model in BASE_MODELS else "NeuMF-pretrained"
+    entropy = [int(seed), _MODEL_CODE[family], int(k), _PHASE_CODE[phase], 0x4E4346]
+    return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint32)[0])
+
+
+def build_model(model: str, n_users: int, n_items: int, k: int, seed: int,
+                init_std: float = 0.01) -> EmbeddingModel:
+    """A freshly initialised GMF/MLP/NeuMF (CPU), initialisation fixed by ``seed``."""
+    torch.manual_seed(seed)
+    return ncf_model(_similarity(model), n_users, n_items, k, init_std=init_std)
+
+
+# ----------------------------------------------------------------------------- negatives
+
+
+class NegativeSampler:
+    """Per-epoch training examples: every positive plus m negatives outside the user's positives.
+
+    Negatives are uniform over the items the user has no training interaction with (rejection
+    sampling: draw uniformly over all items, redraw the hits). Membership is a binary search in
+    the sorted, de-duplicated keys ``u * n_items + i``.
+    """
+
+    def __init__(self, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int):
+        self.users = np.asarray(users, dtype=np.int64)
+        self.items = np.asarray(items, dtype=np.int64)
+        self.n_users, self.n_items = int(n_users), int(n_items)
+        self.keys = np.unique(self.users * self.n_items + self.items)
+        per_user = np.bincount(self.keys // self.n_items, minlength=self.n_users)
+        full = np.flatnonzero(per_user[np.unique(self.users)] >= self.n_items)
+        if full.size:
+            user = int(np.unique(self.users)[full[0]])
+            raise ValueError(f"user {user} has interacted with every item: no negative to sample")
+
+    @property
+    def n_positives(self) -> int:
+        return int(self.users.shape[0])
+
+    def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Whether each (user, item) pair is a training positive."""
+        keys = np.asarray(users, dtype=np.int64) * self.n_items + np.asarray(items, dtype=np.int64)
+        pos = np.searchsorted(self.keys, keys)
+        pos = np.minimum(pos, self.keys.shape[0] - 1)
+        return self.keys[pos] == keys
+
+    def negatives(self, rng: np.random.Generator, m: int) -> np.ndarray:
+        """(n_positives, m) negatives for the positives' users, redrawn until none is a positive."""
+        users = np.repeat(self.users, m)
+        items = rng.integers(0, self.n_items, size=users.shape[0], dtype=np.int64)
+        todo = np.flatnonzero(self.is_positive(users, items))
+        while todo.size:
+            items[todo] = rng.integers(0, self.n_items, size=todo.shape[0], dtype=np.int64)
+            todo = todo[self.is_positive(users[todo], items[todo])]
+        return items.reshape(self.n_positives, m)
+
+    def epoch(self, rng: np.random.Generator, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(users, items, labels) of one epoch, positives and fresh negatives shuffled together."""
+        negatives = self.negatives(rng, m)
+        users = np.concatenate([self.users, np.repeat(self.users, m)])
+        items = np.concatenate([self.items, negatives.ravel()])
+        labels = np.concatenate([np.ones(self.n_positives, np.float32),
+                                 np.zeros(self.n_positives * m, np.float32)])
+        order = rng.permutation(users.shape[0])
+        return users[order], items[order], labels[order]
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+class _EvalData:
+    """An evaluator plus its users and candidates as tensors on the training device."""
+
+    def __init__(self, split: LeaveOneOutSplit, device: torch.device):
+        self.evaluator = SampledEvaluator(split)
+        self.users = torch.as_tensor(self.evaluator.users, dtype=torch.long, device=device)
+        self.candidates = torch.as_tensor(self.evaluator.candidates, dtype=torch.long,
+                                          device=device)
+
+
+@torch.no_grad()
+def _probabilities(model: EmbeddingModel, users: torch.Tensor, candidates: torch.Tensor,
+                   chunk: int) -> np.ndarray:
+    """float32 sigmoid scores (users x candidates), NCF's ``model.predict`` outputs."""
+    was_training = model.training
+    model.eval()
+    try:
+        parts = []
+        for start in range(0, users.shape[0], chunk):
+            p = model.user_embedding(users[start:start + chunk]).unsqueeze(1)
+            q = model.item_embedding(candidates[start:start + chunk])
+            parts.append(torch.sigmoid(model.similarity(p, q)).float().cpu())
+        return torch.cat(parts).numpy()
+    finally:
+        model.train(was_training)
+
+
+def evaluate_model(model: EmbeddingModel, split: LeaveOneOutSplit | _EvalData,
+                   chunk: int = 1024) -> RankingMetrics:
+    """HR@10/NDCG@10 of a model on a split under NCF's protocol (sigmoid scores, NCF ties)."""
+    if isinstance(split, LeaveOneOutSplit):
+        split = _EvalData(split, next(model.parameters()).device)
+    return split.evaluator.evaluate(_probabilities(model, split.users, split.candidates, chunk))
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@dataclass
+class FitResult:
+    """One training run: a row per epoch (epoch 0 = before training) and kept model states.
+
+    ``states`` maps an epoch to the model's ``state_dict`` after it (CPU copies), for the epochs
+    asked for in ``keep_epochs``; ``best_state`` is the state at ``best_epoch``, the earliest
+    epoch with the highest HR@10 on the run's evaluation split.
+    """
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    states: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+    best_epoch: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+    seconds: float = 0.0
+    train_seconds: float = 0.0
+    examples: int = 0
+
+    def metric(self, epoch: int, name: str = "hr10") -> float:
+        return float(self.rows[epoch][name])
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    if name == "adam":
+        try:  # the fused CPU/GPU kernel: same update, about twice as fast on CPU
+            return torch.optim.Adam(params, lr=lr, fused=True)
+        except (RuntimeError, TypeError, ValueError):
+            return torch.optim.Adam(params, lr=lr)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr)  # vanilla: no momentum, no decay (Keras 1 SGD)
+    raise ValueError(f"unknown optimizer {name!r}; use 'adam' or 'sgd'")
+
+
+def fit(model: EmbeddingModel, train_users: np.ndarray, train_items: np.ndarray,
+        evaluation: LeaveOneOutSplit | _EvalData, *, epochs: int, seed: int,
+        optimizer: str = "adam", lr: float = 0.001, batch_size: int = 256, negatives: int = 4,
+        reg: float = 0.0, device: str | torch.device = "auto", eval_chunk: int = 1024,
+        keep_epochs=(), max_batches: int | None = None,
+        on_epoch: Callable[[dict], None] | None = None, label: str = "") -> FitResult:
+    """Train ``model`` in place for ``epochs`` epochs, evaluating after each (and before).
+
+    ``evaluation`` is the split whose held-out items are ranked (the tuning split for a
+    validation run, the test split for a test run); it never influences training. The numpy
+    generator for negatives and order is seeded with ``seed``; initialise the model yourself
+    (``build_model``). ``max_batches`` stops each epoch early (benchmarks and smoke tests only).
+    """
+    device = resolve_device(device)
+    model.to(device)
+    if isinstance(evaluation, LeaveOneOutSplit):
+        evaluation = _EvalData(evaluation, device)
+    sampler = NegativeSampler(train_users, train_items, model.n_users, model.n_items)
+    rng = np.random.default_rng(seed)
+    opt = _make_optimizer(optimizer, model.parameters(), lr)
+    keep = set(int(e) for e in keep_epochs)
+    result = FitResult()
+    start = time.perf_counter()
+
+    def log(epoch: int, loss: float, seconds: float) -> None:
+        metrics = evaluate_model(model, evaluation, eval_chunk)
+        row = {"epoch": epoch, "loss": loss, **metrics.as_dict(), "train_seconds": seconds}
+        result.rows.append(row)
+        if epoch in keep:
+            result.states[epoch] = _cpu_state(model)
+        if epoch == 0 or row["hr10"] > result.rows[result.best_epoch]["hr10"]:
+            result.best_epoch = epoch  # strict '>': the earliest best epoch wins ties
+            result.best_state = _cpu_state(model)
+        if on_epoch is not None:
+            on_epoch(row)
+
+    log(0, float("nan"), 0.0)
+    model.train()
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        users, items, labels = sampler.epoch(rng, negatives)
+        users_t = torch.from_numpy(users).to(device)
+        items_t = torch.from_numpy(items).to(device)
+        labels_t = torch.from_numpy(labels).to(device)
+        n = users.shape[0] if max_batches is None else min(users.shape[0], max_batches * batch_size)
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        for lo in range(0, n, batch_size):
+            hi = min(lo + batch_size, n)
+            logits = model(users_t[lo:hi], items_t[lo:hi])
+            loss = F.binary_cross_entropy_with_logits(logits, labels_t[lo:hi])
+            batch_loss = loss
+            if reg > 0:
+                loss = loss + reg * (model.user_embedding.weight.square().sum()
+                                     + model.item_embedding.weight.square().sum())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += batch_loss.detach().double() * (hi - lo)
+        mean_loss = float(total) / max(n, 1)
+        seconds = time.perf_counter() - t0
+        result.train_seconds += seconds
+        result.examples += n
+        if not math.isfinite(mean_loss):
+            raise TrainingDiverged(f"{label or 'NCF training'} diverged in epoch {epoch} "
+                                   f"(mean log loss {mean_loss}); lr={lr}, optimizer={optimizer}")
+        log(epoch, mean_loss, seconds)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def select_epoch(rows: list[dict[str, Any]], metric: str = "hr10") -> int:
+    """The earliest epoch with the highest ``metric`` (NCF's strict-improvement tie rule)."""
+    if not rows:
+        raise ValueError("no epochs to select from")
+    values = np.array([row[metric] for row in rows], dtype=float)
+    best = int(np.flatnonzero(values == values.max())[0])
+    return int(rows[best]["epoch"])
+
+
+# ----------------------------------------------------------------------------- protocol
+
+
+@dataclass
+class ProtocolResult:
+    """One model, predictive factor and seed under the validation protocol (module docstring).
+
+    ``row`` is the result-table row, ``curves`` the per-epoch rows of every run (column
+    ``phase``: "validation", "test", and for pre-trained NeuMF possibly
+    "test-ncf-components"). ``states`` keeps the models pre-trained NeuMF starts from:
+    "validation" (validation run at its selected epoch), "test@selected" and "test@best"
+    (test run at the validation-selected and at the test-selected epoch).
+    """
+
+    model: str
+    k: int
+    seed: int
+    row: dict[str, Any]
+    curves: list[dict[str, Any]]
+    states: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+
+
+def _load(model_name: str, k: int, n_users: int, n_items: int,
+          state: dict[str, torch.Tensor]) -> EmbeddingModel:
+    model = ncf_model(_similarity(model_name), n_users, n_items, k)
+    model.load_state_dict(state)
+    return model
+
+
+def _summary(model: str, k: int, seed: int, config: NCFConfig, validation: FitResult,
+             test: FitResult, ncf_rule: FitResult, device: torch.device) -> dict[str, Any]:
+    selected = select_epoch(validation.rows)
+    test_best = select_epoch(ncf_rule.rows)
+    return {
+        "model": model, "predictive_factor": k, "dim": embedding_dim(model, k), "seed": seed,
+        "max_epochs": config.epochs, "epochs_selected": selected,
+        "hr10": test.metric(selected, "hr10"), "ndcg10": test.metric(selected, "ndcg10"),
+        "val_hr10": validation.metric(selected, "hr10"),
+        "val_ndcg10": validation.metric(selected, "ndcg10"),
+        "epoch_test_selected": test_best,
+        "hr10_test_selected": ncf_rule.metric(test_best, "hr10"),
+        "ndcg10_test_selected": ncf_rule.metric(test_best, "ndcg10"),
+        "hr10_last": test.rows[-1]["hr10"], "ndcg10_last": test.rows[-1]["ndcg10"],
+        "optimizer": PRETRAINED_MODELS.get(model, "adam"),  # pre-trained NeuMF: fine-tuning's
+        "lr": config.lr, "finetune_lr": config.finetune_lr,
+        "negatives": config.negatives, "batch_size": config.batch_size, "reg": config.reg,
+        "device": str(device), "threads": torch.get_num_threads(),
+    }
+
+
+def _curve_rows(model: str, k: int, seed: int, phase: str, fit_result: FitResult):
+    return [{"model": model, "predictive_factor": k, "dim": embedding_dim(model, k),
+             "seed": seed, "phase": phase, **row} for row in fit_result.rows]
+
+
+def run_protocol(split: LeaveOneOutSplit, tuning: LeaveOneOutSplit, model: str, k: int,
+                 seed: int, config: NCFConfig = NCFConfig(),
+                 components: dict[str, ProtocolResult] | None = None,
+                 evaluations: dict[str, _EvalData] | None = None,
+                 max_batches: int | None = None, verbose: bool = False) -> ProtocolResult:
+    """Train one model under the validation protocol and return its row, curves and states.
+
+    ``tuning`` must be ``data.tuning_split(split, ...)`` (or any split carved from the training
+    file only): the epoch is selected on it. For pre-trained NeuMF, ``components`` may hold the
+    ``ProtocolResult`` of GMF and MLP with the same k and seed (else they are trained here).
+    """
+    config.validate()
+    _similarity(model)
+    device = resolve_device(config.device)
+    if evaluations is None:
+        evaluations = {"validation": _EvalData(tuning, device), "test": _EvalData(split, device)}
+    say = print if verbose else (lambda *a, **k: None)
+
+    def train(name: str, phase: str, data: LeaveOneOutSplit, init: EmbeddingModel | None,
+              optimizer: str, lr: float, keep=()) -> FitResult:
+        net = init if init is not None else build_model(
+            name, data.n_users, data.n_items, k, run_seed(name, k, seed, phase), config.init_std)
+        result = fit(net, data.train_users, data.train_items, evaluations[phase.split("-")[0]],
+                     epochs=config.epochs, seed=run_seed(name, k, seed, phase) + 1,
+                     optimizer=optimizer, lr=lr, batch_size=config.batch_size,
+                     negatives=config.negatives, reg=config.reg, device=device,
+                     eval_chunk=config.eval_chunk, keep_epochs=keep, max_batches=max_batches,
+                     label=f"{name} k={k} seed={seed} ({phase} run)")
+        say(f"{name} k={k} seed={seed} {phase}: best epoch {result.best_epoch} "
+            f"HR@10={result.metric(result.best_epoch):.4f} ({result.seconds:.0f} s)", flush=True)
+        return result
+
+    if model in BASE_MODELS:
+        validation = train(model, "validation", tuning, None, "adam", config.lr)
+        selected = select_epoch(validation.rows)
+        test = train(model, "test", split, None, "adam", config.lr, keep=(selected,))
+        row = _summary(model, k, seed, config, validation, test, test, device)
+        states = {"validation": validation.best_state, "test@selected": test.states[selected],
+                  "test@best": test.best_state}
+        curves = (_curve_rows(model, k, seed, "validation", validation)
+                  + _curve_rows(model, k, seed, "test", test))
+        runs = [validation, test]
+    else:
+        components = dict(components or {})
+        for part in ("GMF", "MLP"):
+            if part not in components:
+                components[part] = run_protocol(split, tuning, part, k, seed, config,
+                                                evaluations=evaluations,
+                                                max_batches=max_batches, verbose=verbose)
+        gmf, mlp = components["GMF"], components["MLP"]
+        optimizer = PRETRAINED_MODELS[model]
+
+        def neumf(which: str) -> EmbeddingModel:
+            g = _load("GMF", k, split.n_users, split.n_items, gmf.states[which])
+            m = _load("MLP", k, split.n_users, split.n_items, mlp.states[which])
+            return EmbeddingModel.neumf_from_pretrained(g, m, alpha=config.alpha)
+
+        validation = train(model, "validation", tuning, neumf("validation"), optimizer,
+                           config.finetune_lr)
+        test = train(model, "test", split, neumf("test@selected"), optimizer, config.finetune_lr)
+        same = (gmf.row["epoch_test_selected"] == gmf.row["epochs_selected"]
+                and mlp.row["epoch_test_selected"] == mlp.row["epochs_selected"])
+        ncf_rule = test if same else train(model, "test-ncf-components", split,
+                                           neumf("test@best"), optimizer, config.finetune_lr)
+        row = _summary(model, k, seed, config, validation, test, ncf_rule, device)
+        row.update({"gmf_epochs": gmf.row["epochs_selected"],
+                    "mlp_epochs": mlp.row["epochs_selected"],
+                    "gmf_epochs_test_selected": gmf.row["epoch_test_selected"],
+                    "mlp_epochs_test_selected": mlp.row["epoch_test_selected"],
+                    "pretrain_seconds": round(gmf.row["seconds"] + mlp.row["seconds"], 1)})
+        states = {}
+        curves = (_curve_rows(model, k, seed, "validation", validation)
+                  + _curve_rows(model, k, seed, "test", test))
+        runs = [validation, test]
+        if not same:
+            curves += _curve_rows(model, k, seed, "test-ncf-components", ncf_rule)
+            runs.append(ncf_rule)
+    # training and evaluation time of this model's own runs (pre-trained NeuMF: fine-tuning
+    # only; its GMF and MLP are in ``pretrain_seconds``)
+    row["seconds"] = round(sum(r.seconds for r in runs), 1)
+    row["examples_per_second"] = round(sum(r.examples for r in runs)
+                                       / max(sum(r.train_seconds for r in runs), 1e-9))
+    return ProtocolResult(model, k, seed, row, curves, states)
+
+
+def run_family(split: LeaveOneOutSplit, tuning: LeaveOneOutSplit, models, k: int, seed: int,
+               config: NCFConfig = NCFConfig(), max_batches: int | None = None,
+               verbose: bool = False) -> list[ProtocolResult]:
+    """Run several models of one (k, seed), training GMF and MLP once for all pre-trained NeuMFs.
+
+    Returns the results of ``models`` only (GMF/MLP trained just for pre-training are dropped).
+    """
+    models = list(models)
+    for name in models:
+        _similarity(name)
+    device = resolve_device(config.device)
+    evaluations = {"validation": _EvalData(tuning, device), "test": _EvalData(split, device)}
+    needs_parts = any(m in PRETRAINED_MODELS for m in models)
+    results: dict[str, ProtocolResult] = {}
+    for name in (["GMF", "MLP"] if needs_parts else []) + models:
+        if name in results:
+            continue
+        parts = {p: results[p] for p in ("GMF", "MLP") if p in results}
+        results[name] = run_protocol(split, tuning, name, k, seed, config, components=parts,
+                                     evaluations=evaluations, max_batches=max_batches,
+                                     verbose=verbose)
+    return [results[name] for name in models]
+
+
+def config_dict(config: NCFConfig) -> dict[str, Any]:
+    """The settings as a plain dict (for provenance records)."""
+    return asdict(config)
