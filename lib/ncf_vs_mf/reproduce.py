@@ -4,8 +4,9 @@
 dimensions and seeds and appends one row per finished run to ``results/<chapter>/mf_runs.csv``
 (with its learning curve in ``mf_curves.csv``); ``reproduce mf-tuning`` does the same on the
 tuning split carved from the training file (Appendix A.2); ``reproduce ncf`` trains NCF's own
-GMF, MLP and NeuMF (``ncf_training``) with the epoch selected on that tuning split. Finished cells are skipped on a
-rerun, so an interrupted grid resumes where it stopped.
+GMF, MLP and NeuMF (``ncf_training``) with the epoch selected on that tuning split, into
+``ncf_runs.csv`` and ``ncf_curves.csv``. Finished cells are skipped on a rerun, so an
+interrupted grid resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -229,7 +230,7 @@ def _train_ncf_job(job: list[dict], data_dir: str | None, threads: int,
                          job[0]["seed"], config, max_batches=max_batches)
     out = []
     for cell, result in zip(job, results):
-        row = {**result.row, **cell}
+        row = {**cell, **{k: v for k, v in result.row.items() if k not in cell}}
         curves = [{**cell, **{k: v for k, v in r.items() if k not in cell}}
                   for r in result.curves]
         out.append((row, curves))
@@ -239,7 +240,7 @@ def _train_ncf_job(job: list[dict], data_dir: str | None, threads: int,
 def run_ncf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultTable,
                  invocation: Invocation, data_dir: str | None, threads: int, jobs: int,
                  config_kwargs: dict[str, Any]) -> int:
-    """Train every cell not yet in ``runs`` in ``jobs`` spawned processes; return how many ran.
+    """Train every cell not yet in ``runs`` in ``jobs`` processes; return how many ran.
 
     Each finished model appends its curve rows, then its result row (a row marks a cell done,
     so an interrupted grid resumes at the first unfinished model). A failing job is reported
@@ -254,30 +255,52 @@ def run_ncf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultT
     if not todo:
         return 0
     failures = []
-    context = multiprocessing.get_context("spawn")  # torch does not like fork after threads
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        pending = {pool.submit(_train_ncf_job, job, data_dir, threads, config_kwargs): job
-                   for job in _ncf_jobs(todo)}
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                job = pending.pop(future)
+
+    def finish(job: list[dict], outcome) -> None:
+        if isinstance(outcome, BaseException):
+            names = ", ".join(f"{c['model']} k={c['predictive_factor']} seed={c['seed']}"
+                              for c in job)
+            print(f"FAILED {names}: {outcome!r}", flush=True)
+            failures.append((names, outcome))
+            return
+        for row, curve in outcome:
+            curves.append(curve, invocation)  # curve first: a row marks the cell done
+            runs.append([row], invocation)
+            print(f"done {row['dataset']} {row['model']} k={row['predictive_factor']} "
+                  f"(d={row['dim']}) seed={row['seed']}: epoch {row['epochs_selected']} "
+                  f"HR@10={row['hr10']:.4f} NDCG@10={row['ndcg10']:.4f}; NCF's rule "
+                  f"(epoch {row['epoch_test_selected']}) HR@10="
+                  f"{row['hr10_test_selected']:.4f} ({row['seconds']:.0f} s)", flush=True)
+
+    if jobs <= 1:  # in this process (notebooks, tests); the thread setting is restored after
+        import torch
+
+        saved = torch.get_num_threads()
+        try:
+            for job in _ncf_jobs(todo):
                 try:
-                    results = future.result()
+                    outcome = _train_ncf_job(job, data_dir, threads, config_kwargs)
                 except Exception as error:  # noqa: BLE001 - report, keep the grid going
-                    names = ", ".join(f"{c['model']} k={c['predictive_factor']} "
-                                      f"seed={c['seed']}" for c in job)
-                    print(f"FAILED {names}: {error!r}", flush=True)
-                    failures.append((names, error))
-                    continue
-                for row, curve in results:
-                    curves.append(curve, invocation)
-                    runs.append([row], invocation)
-                    print(f"done {row['dataset']} {row['model']} k={row['predictive_factor']} "
-                          f"(d={row['dim']}) seed={row['seed']}: epoch {row['epochs_selected']} "
-                          f"HR@10={row['hr10']:.4f} NDCG@10={row['ndcg10']:.4f}; NCF's rule "
-                          f"(epoch {row['epoch_test_selected']}) HR@10="
-                          f"{row['hr10_test_selected']:.4f} ({row['seconds']:.0f} s)", flush=True)
+                    outcome = error
+                finish(job, outcome)
+        finally:
+            torch.set_num_threads(saved)
+    else:
+        # spawned, not forked, workers: forking a process whose torch thread pools have run can
+        # hang the child. Spawn needs an importable __main__ (a script or notebook, not stdin).
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            pending = {pool.submit(_train_ncf_job, job, data_dir, threads, config_kwargs): job
+                       for job in _ncf_jobs(todo)}
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    job = pending.pop(future)
+                    try:
+                        outcome = future.result()
+                    except Exception as error:  # noqa: BLE001 - report, keep the grid going
+                        outcome = error
+                    finish(job, outcome)
     if failures:
         raise RuntimeError(f"{len(failures)} NCF job(s) failed: "
                            + "; ".join(f"{n}: {e!r}" for n, e in failures))
