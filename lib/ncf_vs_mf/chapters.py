@@ -403,6 +403,21 @@ def find_chapters(book_dir: str | os.PathLike = BOOK_DIR) -> list[Chapter]:
     return [Chapter(p.stem, p) for p in paths]
 
 
+def book_chapters(root: str | os.PathLike = REPO_ROOT) -> list[Chapter]:
+    """The chapter notebooks listed in ``<root>/_toc.yml``, in reading order (the book's
+    chapters; plain markdown pages and notebooks not in the table of contents are left out)."""
+    root = Path(root)
+    toc = root / "_toc.yml"
+    if not toc.is_file():
+        return []
+    found = []
+    for entry in toc_files(toc):
+        path = root / f"{entry}.md"
+        if is_notebook(path):
+            found.append(Chapter(path.stem, path.resolve()))
+    return found
+
+
 def resolve_chapter(spec: str | os.PathLike | Chapter,
                     book_dir: str | os.PathLike = BOOK_DIR) -> Chapter:
     """A chapter from its name (``definitions``), file name, ``book/<name>.md`` or a path."""

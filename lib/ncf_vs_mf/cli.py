@@ -41,6 +41,10 @@ def _parameter_pair(parser: argparse.ArgumentParser) -> None:
 def _chapters_command(args: argparse.Namespace) -> int:
     from . import chapters
 
+    if args.list_names:
+        for chapter in chapters.book_chapters():
+            print(chapter.name)
+        return 0
     found = chapters.find_chapters()
     if args.names:
         found = [chapters.resolve_chapter(name) for name in args.names]
@@ -79,6 +83,9 @@ def add_chapter_commands(subparsers: argparse._SubParsersAction) -> None:
                     "default and what each one does.")
     listing.add_argument("names", nargs="*", metavar="CHAPTER",
                          help="only these chapters (name or book/<name>.md)")
+    listing.add_argument("--names", dest="list_names", action="store_true",
+                         help="print only the names of the chapters in _toc.yml, one a line "
+                              "(what `make executed` runs)")
     listing.set_defaults(func=_chapters_command)
 
     run = subparsers.add_parser(
