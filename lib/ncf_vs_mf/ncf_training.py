@@ -27,14 +27,18 @@ passes ``--learner adam``. We implement both and name them: model ``"NeuMF-pretr
 the paper (plain SGD, lr 0.001, batch mean of the log loss, so it moves little in 20 epochs) and
 ``"NeuMF-pretrained-adam"`` follows the README command (a fresh Adam, lr 0.001).
 
-Deviations from NCF's code, all deliberate: the negative sampler excludes the user's training
-positives for every model (``NeuMF.py`` tests ``(u, j) in train and [u, j] in testRatings``, an
-``and`` that almost never holds, so its NeuMF negatives are in effect uniform over all items;
-``GMF.py``/``MLP.py`` exclude the training positives as described in the paper); one embedding
-table of 3k columns per side for NeuMF instead of two tables (same parameters, same dense Adam
-updates); the Keras sigmoid output is folded into the loss. Evaluation applies the sigmoid in
-float32 before ranking, as NCF's evaluator ranks ``model.predict`` outputs, so saturated scores
-tie exactly as they do there (ties rank the test item low: ``SampledEvaluator``).
+Negatives exclude the user's training positives for every model, as the final versions of
+``GMF.py``, ``MLP.py`` and ``NeuMF.py`` do (``while train.has_key((u, j))``; the test item may be
+drawn). An earlier ``NeuMF.py`` tested ``(u, j) in train and [u, j] in testRatings``, an ``and``
+that almost never holds, i.e. negatives uniform over all items; we follow the final code.
+Deviations from NCF's code, all deliberate and without effect on the function trained: one
+embedding table of 3k columns per side for NeuMF instead of two tables (same parameters, same
+dense Adam updates); the Keras sigmoid output folded into the loss; torch's Adam, which adds
+eps to the bias-corrected sqrt(v) (Keras 1 adds it before the correction, an effective eps of
+1e-8 / sqrt(1 - 0.999^t); the two differ only where sqrt(v) is that small). Evaluation applies
+the sigmoid in float32 before ranking, as NCF's evaluator ranks ``model.predict`` outputs, so
+saturated scores tie exactly as they do there (ties rank the test item low:
+``SampledEvaluator``).
 
 The selection protocol (what the ``hr10``/``ndcg10`` of a run mean)
 ------------------------------------------------------------------
