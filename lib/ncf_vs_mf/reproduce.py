@@ -321,6 +321,16 @@ def reproduce_ncf(dataset: str = "ml-1m", models=NCF_DEFAULT_MODELS, factors=(8,
     ``ncf_curves.csv`` (every epoch of every run, column ``phase``) in ``out``. See
     ``ncf_training`` for the protocol. ``max_batches`` > 0 truncates every epoch (smoke tests;
     such rows carry the value in their key and never count as full runs).
+
+    Pre-trained NeuMF needs GMF and MLP of the same k and seed: the job that trains it trains
+    them too (the same seeds give the same numbers as the GMF/MLP cells, so when those cells
+    are in the same job they are trained once and written from there; when they are already
+    done, they are retrained for the pre-training only). A job's rows are written when the
+    whole job ends. Cost on a 2-core 2.8 GHz Xeon, one thread per process, measured while the
+    MF grid occupied both cores: an ML-1M epoch takes about 20-50 s (GMF, k = 8..64), 55-135 s
+    (MLP), 45-170 s (NeuMF), 35-120 s (NeuMF's SGD fine-tuning); a cell trains 2 x 20 epochs
+    (pre-trained NeuMF 2-3 x 20 fine-tuning epochs), so the default grid is roughly 12-14 CPU
+    hours per seed.
     """
     from .ncf_training import MODELS, NCFConfig
 
