@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import multiprocessing
 import os
 import shlex
 import sys
@@ -75,7 +76,9 @@ def run_mf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultTa
           flush=True)
     if not todo:
         return 0
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    # spawned, not forked: forking after numba's OpenMP threads have run aborts the child
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=spawn) as pool:
         pending = {pool.submit(_train_cell, cell, data_dir, eval_every): cell for cell in todo}
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -246,7 +249,6 @@ def run_ncf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultT
     so an interrupted grid resumes at the first unfinished model). A failing job is reported
     and the others continue; the error is raised at the end.
     """
-    import multiprocessing
 
     done = runs.done()
     todo = [c for c in cells if tuple(c[k] for k in runs.key) not in done]
