@@ -28,7 +28,8 @@ TIMING = {"seconds", "examples_per_second", "pretrain_seconds", "train_seconds"}
 
 @pytest.fixture(scope="module")
 def split():
-    return synthetic_split(n_users=150, n_items=250, mean_interactions=25, seed=3)
+    return synthetic_split(n_users=150, n_items=250, mean_interactions=25, preference_scale=1.0,
+                           seed=3)
 
 
 @pytest.fixture(scope="module")

@@ -501,11 +501,14 @@ def load_ml100k(data_dir: str | os.PathLike | None = None, seed: int = 0,
 
 def synthetic_split(n_users: int = 600, n_items: int = 400, rank: int = 8,
                     mean_interactions: int = 40, popularity_exponent: float = 1.0,
-                    n_negatives: int = N_NCF_NEGATIVES, seed: int = 0) -> LeaveOneOutSplit:
+                    preference_scale: float = 2.5, n_negatives: int = N_NCF_NEGATIVES,
+                    seed: int = 0) -> LeaveOneOutSplit:
     """A small seeded dataset in NCF form: low-rank preferences plus Zipf-like popularity.
 
     User u picks items without replacement with probability proportional to
-    ``exp(<x_u, y_i>) * popularity_i`` (Gumbel top-k); the pick order plays the role of time.
+    ``exp(s <x_u, y_i>) * popularity_i`` (Gumbel top-k), where <x_u, y_i> has unit variance and
+    ``s = preference_scale`` sets how much personal taste matters next to popularity; the pick
+    order plays the role of time.
     Used by tests and by the book's live cells, which must run offline in seconds.
     """
     if n_items <= mean_interactions + n_negatives:
@@ -514,7 +517,7 @@ def synthetic_split(n_users: int = 600, n_items: int = 400, rank: int = 8,
     x = rng.normal(0.0, 1.0 / rank ** 0.25, size=(n_users, rank))
     y = rng.normal(0.0, 1.0 / rank ** 0.25, size=(n_items, rank))
     log_pop = -popularity_exponent * np.log1p(rng.permutation(n_items))
-    logits = x @ y.T + log_pop
+    logits = preference_scale * (x @ y.T) + log_pop
     sizes = np.clip(rng.poisson(mean_interactions, size=n_users), 5, n_items - n_negatives - 1)
     gumbel = logits + rng.gumbel(size=logits.shape)
     ranked = np.argsort(-gumbel, axis=1)
