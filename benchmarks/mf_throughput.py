@@ -25,7 +25,7 @@ from ncf_vs_mf.data import load_ncf
 from ncf_vs_mf.evaluation import SampledEvaluator
 from ncf_vs_mf.mf import MFConfig, _State, train_mf
 from ncf_vs_mf.mf_reference import epoch_examples, sgd_pass
-from ncf_vs_mf.results import atomic_write_text, git_commit, library_versions, machine_description
+from ncf_vs_mf.results import atomic_write_text, environment
 
 OUT = Path(__file__).resolve().parent / "results"
 
@@ -110,8 +110,7 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
 
-    record = {"benchmark": "mf_throughput", "started": started, "commit": git_commit(),
-              "machine": machine_description(), "libraries": library_versions(),
+    record = {"benchmark": "mf_throughput", "started": started, **environment(),
               "data": "ml-1m (NCF split; 994,169 positives, m = 8: 8,947,521 updates per epoch)",
               "epochs_timed": args.epochs, "ml1m_load_seconds": load_seconds,
               "evaluate_6040x100_d192_float64_seconds": eval_seconds, "rows": rows}

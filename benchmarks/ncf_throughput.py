@@ -39,7 +39,7 @@ from ncf_vs_mf.data import load_ncf
 from ncf_vs_mf.ncf_training import (
     NegativeSampler, _make_optimizer, build_model, embedding_dim, resolve_device,
 )
-from ncf_vs_mf.results import atomic_write_text, git_commit, library_versions, machine_description
+from ncf_vs_mf.results import atomic_write_text, environment
 
 OUT = Path(__file__).resolve().parent / "results"
 ML1M_SHAPE = {"n_users": 6040, "n_items": 3706, "n_train": 994_169}
@@ -210,8 +210,7 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
 
-    record = {"benchmark": "ncf_throughput", "started": started, "commit": git_commit(),
-              "machine": machine_description(), "libraries": library_versions(),
+    record = {"benchmark": "ncf_throughput", "started": started, **environment(),
               "device": str(device), "threads": args.threads, "data": data,
               "examples_per_epoch": n_epoch, "batches_timed": args.max_batches,
               "warmup_batches": args.warmup, "python_sampling_positives": int(sub.shape[0]),

@@ -134,6 +134,16 @@ def _mf_command(args: argparse.Namespace, split: str) -> int:
     return 0
 
 
+def _add_common_arguments(parser: argparse.ArgumentParser, unit: str) -> None:
+    """Parallelism, data location and output folder, shared by every experiment."""
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help=f"{unit} trained in parallel processes")
+    parser.add_argument("--data-dir", default=None,
+                        help=f"local data folder (default: ${data_mod.DATA_ENV} or the cache)")
+    parser.add_argument("--out", default=str(RESULTS_DIR / "ncf_experiments"),
+                        help="folder of the result tables")
+
+
 def _add_mf_arguments(parser: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
     parser.add_argument("--dataset", default="ml-1m", choices=data_mod.DATASETS)
     parser.add_argument("--dims", type=int, nargs="+", default=defaults["dims"],
@@ -150,14 +160,9 @@ def _add_mf_arguments(parser: argparse.ArgumentParser, defaults: dict[str, Any])
     parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     parser.add_argument("--threads", type=int, default=1,
                         help="threads per run (>1 is Hogwild: fast but not reproducible)")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                        help="runs trained in parallel processes")
     parser.add_argument("--eval-every", type=int, default=8,
                         help="log training loss and HR/NDCG every this many epochs")
-    parser.add_argument("--data-dir", default=None,
-                        help=f"local data folder (default: ${data_mod.DATA_ENV} or the cache)")
-    parser.add_argument("--out", default=str(RESULTS_DIR / "ncf_experiments"),
-                        help="folder of the result tables")
+    _add_common_arguments(parser, "runs")
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
@@ -389,11 +394,6 @@ def _add_ncf_arguments(parser: argparse.ArgumentParser) -> None:
                         help="L2 on the embedding tables, Keras-style (NCF default 0)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                        help="jobs trained in parallel processes")
     parser.add_argument("--max-batches", type=int, default=0,
                         help="truncate every epoch to this many batches (smoke tests only)")
-    parser.add_argument("--data-dir", default=None,
-                        help=f"local data folder (default: ${data_mod.DATA_ENV} or the cache)")
-    parser.add_argument("--out", default=str(RESULTS_DIR / "ncf_experiments"),
-                        help="folder of the result tables")
+    _add_common_arguments(parser, "jobs")

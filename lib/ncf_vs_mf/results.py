@@ -86,6 +86,12 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def environment() -> dict[str, Any]:
+    """Where a number came from: commit, library versions and machine (for any record)."""
+    return {"commit": git_commit(), "libraries": library_versions(),
+            "machine": machine_description()}
+
+
 @dataclass
 class Invocation:
     """Provenance of one command run; finished by :meth:`ResultTable.close`."""
@@ -101,8 +107,7 @@ class Invocation:
     def record(self, rows_added: int) -> dict[str, Any]:
         return {
             "run_id": self.run_id, "command": self.command, "parameters": self.parameters,
-            "commit": git_commit(), "data": self.data, "libraries": library_versions(),
-            "machine": machine_description(), "started": self.started,
+            "data": self.data, **environment(), "started": self.started,
             "duration_seconds": round(time.perf_counter() - self._t0, 1),
             "rows_added": rows_added,
         }
