@@ -54,3 +54,23 @@ def test_grid_resumes_and_skips_finished_cells(tmp_path):
     # the curve's last epoch is the reported number
     last = curves[curves["epoch"] == 3].sort_values(["seed", "dim"])["hr10"].tolist()
     assert last == again.sort_values(["seed", "dim"])["hr10"].tolist()
+
+
+def test_summaries_over_seeds_and_versus_published():
+    from ncf_vs_mf import summaries
+
+    runs = pd.DataFrame({"dim": [16, 16, 16, 32], "hr10": [0.5, 0.6, 0.7, 0.8],
+                         "ndcg10": [0.3, 0.3, 0.3, 0.4]})
+    table = summaries.over_seeds(runs, ["dim"])
+    row = table[table["dim"] == 16].iloc[0]
+    # mean 0.6, sd 0.1, n 3: half-width t(0.975, 2) * 0.1 / sqrt(3) = 4.3027 * 0.057735
+    assert row["hr10"] == pytest.approx(0.6)
+    assert row["hr10_ci95"] == pytest.approx(0.248413, rel=1e-4)
+    assert row["ndcg10_ci95"] == pytest.approx(0.0) and row["seeds"] == 3
+    assert table[table["dim"] == 32]["hr10_ci95"].isna().all()  # one seed: no interval
+    published = pd.DataFrame({"model": ["MLP", "MLP", "NeuMF"], "embedding_dim": [16, 64, 32],
+                              "hr10": [0.55, 0.9, 0.7], "ndcg10": [0.2, 0.5, 0.45]})
+    diff = summaries.versus_published(table, published)
+    assert diff[["model", "dim"]].values.tolist() == [["MLP", 16], ["NeuMF", 32]]
+    assert diff["hr10_diff"].tolist() == pytest.approx([0.05, 0.1])
+    assert diff["hr10_beyond_ci"].tolist() == [False, False]  # 0.05 < 0.248; NaN interval

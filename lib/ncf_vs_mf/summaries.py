@@ -28,3 +28,22 @@ def over_seeds(runs: pd.DataFrame, by: list[str], metrics=("hr10", "ndcg10")) ->
         row["seeds"] = n
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def versus_published(ours: pd.DataFrame, published: pd.DataFrame,
+                     metrics=("hr10", "ndcg10")) -> pd.DataFrame:
+    """Our mean minus each published model at the embedding dimensions both have.
+
+    ``ours`` comes from :func:`over_seeds` (columns dim, <metric>, <metric>_ci95); ``published``
+    from ``published.ncf_curves()``. A positive difference means our model scores higher; the
+    interval column says whether zero lies outside our 95% interval.
+    """
+    merged = published.merge(ours, left_on="embedding_dim", right_on="dim",
+                             suffixes=("_published", ""))
+    rows = merged[["model", "dim"]].copy()
+    for metric in metrics:
+        rows[f"{metric}_ours"] = merged[metric]
+        rows[f"{metric}_published"] = merged[f"{metric}_published"]
+        rows[f"{metric}_diff"] = merged[metric] - merged[f"{metric}_published"]
+        rows[f"{metric}_beyond_ci"] = rows[f"{metric}_diff"].abs() > merged[f"{metric}_ci95"]
+    return rows.sort_values(["model", "dim"]).reset_index(drop=True)
