@@ -59,9 +59,9 @@ def test_grid_resumes_and_skips_finished_cells(tmp_path):
 def test_summaries_over_seeds_and_versus_published():
     from ncf_vs_mf import summaries
 
-    runs = pd.DataFrame({"dim": [16, 16, 16, 32], "hr10": [0.5, 0.6, 0.7, 0.8],
+    runs = pd.DataFrame({"model": "MF", "dim": [16, 16, 16, 32], "hr10": [0.5, 0.6, 0.7, 0.8],
                          "ndcg10": [0.3, 0.3, 0.3, 0.4]})
-    table = summaries.over_seeds(runs, ["dim"])
+    table = summaries.over_seeds(runs, ["model", "dim"])
     row = table[table["dim"] == 16].iloc[0]
     # mean 0.6, sd 0.1, n 3: half-width t(0.975, 2) * 0.1 / sqrt(3) = 4.3027 * 0.057735
     assert row["hr10"] == pytest.approx(0.6)

@@ -4,7 +4,9 @@ One example at a time, logistic loss, L2 on every touched parameter, m uniform n
 positive redrawn every epoch, all examples of an epoch shuffled together. The user vector is
 updated in place first and the item update uses the *updated* user vector (the order of the
 authors' code). The hot loop -- sampling, shuffling and updates -- is compiled with numba and is
-bit-for-bit deterministic for a seed; an opt-in Hogwild mode trades that for threads.
+bit-for-bit deterministic for a seed; an opt-in Hogwild mode trades that for threads. It runs
+on the CPU only: SGD one example at a time has no useful GPU form (the batched NCF models of
+:mod:`ncf_vs_mf.ncf_training` pick a GPU when there is one).
 
 Parameters are stored the way Eq. (2) counts them: row u of ``user`` has d entries, the first
 being the user bias p_u1 and the other d-1 the latent factors; likewise for items.

@@ -288,7 +288,7 @@ def plot_metric_vs_dim(ours: pd.DataFrame, published: pd.DataFrame, metric: str,
         group = group.sort_values("embedding_dim")
         ax.plot(group["embedding_dim"], group[metric], "--o", color=model_color(model), ms=5,
                 mfc="white", lw=1.4, label=f"{model} (published, He et al. 2017)")
-    dims = sorted(set(ours["dim"]) | set(published["embedding_dim"]))
+    dims = sorted(set(ours["dim"]))  # published-only dims (24, 48) stay unlabelled
     ax.set_xticks(dims, [str(d) for d in dims])
     ax.set_xlabel("embedding dimension $d$")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))

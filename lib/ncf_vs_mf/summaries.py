@@ -38,6 +38,7 @@ def versus_published(ours: pd.DataFrame, published: pd.DataFrame,
     from ``published.ncf_curves()``. A positive difference means our model scores higher; the
     interval column says whether zero lies outside our 95% interval.
     """
+    ours = ours.drop(columns=[c for c in ("dataset", "model") if c in ours.columns])
     merged = published.merge(ours, left_on="embedding_dim", right_on="dim",
                              suffixes=("_published", ""))
     rows = merged[["model", "dim"]].copy()
