@@ -7,8 +7,8 @@ import pytest
 
 from ncf_vs_mf.data import synthetic_split
 from ncf_vs_mf.evaluation import SampledEvaluator
-from ncf_vs_mf.mf import (NEGATIVE, MFConfig, TrainingDiverged, _generator_states, _State,
-                          encode_examples, train_mf)
+from ncf_vs_mf.mf import (MFConfig, TrainingDiverged, _generator_states, _State, encode_examples,
+                          train_mf)
 from ncf_vs_mf.mf_reference import sgd_pass
 
 MASK = (1 << 64) - 1
@@ -40,7 +40,9 @@ def reference_training(split, config):
     state = _State.initial(split.n_users, split.n_items, config)
     model = state.model(config.dim)
     user, item, b = model.user.copy(), model.item.copy(), 0.0
-    examples = list(encode_examples(split.train_users, split.train_items, config.negatives))
+    encoded, bits = encode_examples(split.train_users, split.train_items, config.negatives,
+                                    split.n_items)
+    examples, marker = encoded.tolist(), (1 << bits) - 1
     rng = SplitMix(int(_generator_states(config.seed, 1)[0]))
     losses = []
     for _ in range(config.epochs):
@@ -49,12 +51,12 @@ def reference_training(split, config):
             examples[i], examples[j] = examples[j], examples[i]
         us, its, ys = [], [], []
         for e in examples:
-            us.append(int(e) >> 32)
-            if int(e) & 0xFFFFFFFF == int(NEGATIVE):
+            us.append(e >> bits)
+            if e & marker == marker:
                 its.append(rng.below(split.n_items))
                 ys.append(0.0)
             else:
-                its.append(int(e) & 0xFFFFFFFF)
+                its.append(e & marker)
                 ys.append(1.0)
         b, loss = sgd_pass(user, item, b, us, its, np.array(ys), config.lr, config.reg)
         losses.append(loss)
@@ -86,14 +88,19 @@ def test_same_seed_same_bits_other_seed_differs(tiny):
     assert not np.array_equal(a.user, c.user)
 
 
-def test_examples_encode_each_positive_once_and_m_negatives():
-    users, items = np.array([0, 0, 5]), np.array([3, 7, 2])
-    examples = encode_examples(users, items, negatives=2)
-    assert examples.size == 9
-    positives = examples[(examples & NEGATIVE) != NEGATIVE]
-    assert sorted(zip(positives >> 32, positives & NEGATIVE)) == [(0, 3), (0, 7), (5, 2)]
-    negatives = examples[(examples & NEGATIVE) == NEGATIVE] >> 32
-    assert sorted(negatives.tolist()) == [0, 0, 0, 0, 5, 5]
+@pytest.mark.parametrize("n_users, n_items, dtype", [(6, 8, np.int32), (6040, 3706, np.int32),
+                                                     (2**20, 2**12, np.int64)])
+def test_examples_encode_each_positive_once_and_m_negatives(n_users, n_items, dtype):
+    users, items = np.array([0, 0, 5, n_users - 1]), np.array([3, 7, 2, n_items - 1])
+    examples, bits = encode_examples(users, items, negatives=2, n_items=n_items)
+    assert examples.dtype == dtype and examples.size == 12
+    marker = (1 << bits) - 1
+    assert marker > n_items - 1  # the negative marker is never a valid item
+    positives = examples[(examples & marker) != marker]
+    assert sorted(zip((positives >> bits).tolist(), (positives & marker).tolist())) == sorted(
+        zip(users.tolist(), items.tolist()))
+    negatives = examples[(examples & marker) == marker] >> bits
+    assert sorted(negatives.tolist()) == sorted(2 * users.tolist())
 
 
 def test_model_scores_follow_eq2(tiny):

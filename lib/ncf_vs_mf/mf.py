@@ -174,95 +174,119 @@ def _shuffle(order, state):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, inline="always")
-def _sgd_step(P, Q, bu, bi, b, u, i, y, lr, reg, want_loss):  # pragma: no cover - compiled
-    """One SGD step on example (u, i, y) (Eqs. 9-12); returns its log loss (or the score).
-
-    The item update at coordinate f needs only the updated user coordinate f, so user and
-    item are updated in one fused loop -- the same arithmetic as updating the whole user
-    vector first and then the item with it.
-    """
-    s = b[0] + bu[u] + bi[i]
+def _dot(P, Q, u, i):  # pragma: no cover - compiled
+    """Factor part of the score, <p_u, q_i> over the (zero-padded) latent coordinates."""
+    s = P.dtype.type(0.0)
     for f in range(P.shape[1]):
         s += P[u, f] * Q[i, f]
-    e = math.exp(-abs(s))
-    sig = 1.0 / (1.0 + e) if s >= 0 else e / (1.0 + e)
-    g = sig - y
-    step, shrink = lr * g, 1.0 - lr * reg
-    bu[u] = shrink * bu[u] - step
-    bi[i] = shrink * bi[i] - step
+    return s
+
+
+@numba.njit(cache=True, fastmath=FASTMATH, inline="always")
+def _update_factors(P, Q, u, i, step, shrink):  # pragma: no cover - compiled
+    """Eqs. (10)-(11): p_u first, then q_i with the *updated* p_u.
+
+    The item update at coordinate f needs only the updated user coordinate f, so both are
+    updated in one loop -- the same arithmetic as updating the whole user vector first.
+    """
     for f in range(P.shape[1]):
         p = shrink * P[u, f] - step * Q[i, f]
         Q[i, f] = shrink * Q[i, f] - step * p
         P[u, f] = p
-    b[0] = shrink * b[0] - step
-    if want_loss:
-        return math.log1p(e) + max(s, 0.0) - y * s
-    return s  # cheap stand-in whose sum still turns NaN/inf when training diverges
 
 
-NEGATIVE = np.int64(0xFFFFFFFF)  # item field of an example that is a negative to be drawn
+def encode_examples(users: np.ndarray, items: np.ndarray, negatives: int,
+                    n_items: int) -> tuple[np.ndarray, int]:
+    """One integer per example, (user << item_bits) | item: each positive and m negative slots.
 
-
-def encode_examples(users: np.ndarray, items: np.ndarray, negatives: int) -> np.ndarray:
-    """One int64 per example, (user << 32) | item: each positive and m negative slots.
-
-    A negative slot carries the item marker NEGATIVE; its item is drawn when it is reached.
-    Shuffling this array shuffles positives and negatives together, and reading it in order
-    is sequential, which keeps the kernel's memory traffic on the model rows.
+    A negative slot carries the all-ones item marker (never a valid item); its item is drawn
+    when it is reached. Shuffling this array shuffles positives and negatives together, and
+    reading it in order is sequential. int32 when the ids fit (ML-1M, Pinterest), which halves
+    the memory traffic of the shuffle. Returns the examples and ``item_bits``.
     """
-    users64 = users.astype(np.int64) << 32
-    slots = np.repeat(users64 | NEGATIVE, negatives)
-    return np.concatenate([users64 | items.astype(np.int64), slots])
+    item_bits = max(1, int(n_items).bit_length())
+    user_bits = max(1, int(users.max(initial=0)).bit_length())
+    dtype = np.int32 if user_bits + item_bits <= 31 else np.int64
+    marker = (1 << item_bits) - 1
+    shifted = users.astype(dtype) << dtype(item_bits)
+    slots = np.repeat(shifted | dtype(marker), negatives)
+    return np.concatenate([shifted | items.astype(dtype), slots]), item_bits
 
 
 @numba.njit(cache=True, inline="always")
-def _decode(example, state, n_items):  # pragma: no cover - compiled
+def _decode(example, state, n_items, item_bits):  # pragma: no cover - compiled
     """(user, item, label) of an encoded example, drawing the item of a negative."""
-    item = example & NEGATIVE
-    if item == NEGATIVE:
-        return example >> 32, _uniform_int(state, n_items), 0.0
-    return example >> 32, item, 1.0
+    marker = (np.int64(1) << item_bits) - 1
+    item = np.int64(example) & marker
+    if item == marker:
+        return np.int64(example) >> item_bits, _uniform_int(state, n_items), 0.0
+    return np.int64(example) >> item_bits, item, 1.0
 
 
 @numba.njit(cache=True, fastmath=FASTMATH)
-def _run_block(P, Q, bu, bi, b, examples, start, stop, n_items, lr, reg, state,
+def _run_block(P, Q, bu, bi, b, examples, start, stop, n_items, item_bits, lr, reg, state,
                want_loss):  # pragma: no cover - compiled
-    """SGD over examples[start:stop], decoding each LOOKAHEAD examples early.
+    """Plain sequential SGD (Eqs. 9-12) over examples[start:stop]; returns the summed loss.
 
-    Negatives' items are drawn i.i.d. uniformly over all items as they are decoded (in
-    processing order), which is the same as drawing them before the shuffle. Decoding ahead
-    lets the kernel prefetch the rows an upcoming update touches.
+    Two reorderings that leave every result unchanged make it fast: each example is decoded
+    LOOKAHEAD steps early (negatives' items are drawn i.i.d. uniformly as they are decoded, the
+    same as drawing them before the shuffle), so the rows it touches can be prefetched; and the
+    next example's dot product is computed *before* this example's factor update when the two
+    share neither user nor item (the update cannot change it), which takes the dot product off
+    the chain of dependent steps. Without ``want_loss`` the sum of scores is returned instead:
+    it is cheaper and still turns NaN/inf when training diverges.
     """
     ring_u = np.empty(LOOKAHEAD, np.int64)
     ring_i = np.empty(LOOKAHEAD, np.int64)
-    ring_y = np.empty(LOOKAHEAD, np.float64)
+    ring_y = np.empty(LOOKAHEAD, P.dtype)
     for k in range(start, min(stop, start + LOOKAHEAD)):
         ring_u[k % LOOKAHEAD], ring_i[k % LOOKAHEAD], ring_y[k % LOOKAHEAD] = _decode(
-            examples[k], state, n_items)
+            examples[k], state, n_items, item_bits)
     total = 0.0
+    one = P.dtype.type(1.0)  # typed constants keep the float32 kernel in float32 throughout
+    shrink = one - lr * reg
+    dot = one - one
+    if start < stop:
+        dot = _dot(P, Q, ring_u[start % LOOKAHEAD], ring_i[start % LOOKAHEAD])
     for k in range(start, stop):
         slot = k % LOOKAHEAD
         u, i, y = ring_u[slot], ring_i[slot], ring_y[slot]
         if k + LOOKAHEAD < stop:
             ring_u[slot], ring_i[slot], ring_y[slot] = _decode(examples[k + LOOKAHEAD], state,
-                                                               n_items)
+                                                               n_items, item_bits)
             _prefetch_row(P, ring_u[slot])
             _prefetch_row(Q, ring_i[slot])
-        total += _sgd_step(P, Q, bu, bi, b, u, i, y, lr, reg, want_loss)
+        s = b[0] + bu[u] + bi[i] + dot
+        e = math.exp(-abs(s))
+        sig = one / (one + e) if s >= 0 else e / (one + e)
+        step = lr * (sig - y)  # lr times the gradient of the log loss with respect to s
+        bu[u] = shrink * bu[u] - step
+        bi[i] = shrink * bi[i] - step
+        b[0] = shrink * b[0] - step
+        following = (k + 1) % LOOKAHEAD
+        u_next, i_next = ring_u[following], ring_i[following]
+        if k + 1 < stop and u_next != u and i_next != i:
+            dot = _dot(P, Q, u_next, i_next)
+            _update_factors(P, Q, u, i, step, shrink)
+        else:
+            _update_factors(P, Q, u, i, step, shrink)
+            if k + 1 < stop:
+                dot = _dot(P, Q, u_next, i_next)
+        total += (math.log1p(e) + max(s, 0.0) - y * s) if want_loss else s
     return total
 
 
 @numba.njit(cache=True)
-def _epoch(P, Q, bu, bi, b, examples, n_items, lr, reg, state,
+def _epoch(P, Q, bu, bi, b, examples, n_items, item_bits, lr, reg, state,
            want_loss):  # pragma: no cover - compiled
     """One deterministic epoch: shuffle all examples together, then SGD through them."""
     _shuffle(examples, state)
-    return _run_block(P, Q, bu, bi, b, examples, 0, examples.shape[0], n_items, lr, reg,
-                      state, want_loss) / examples.shape[0]
+    return _run_block(P, Q, bu, bi, b, examples, 0, examples.shape[0], n_items, item_bits, lr,
+                      reg, state, want_loss) / examples.shape[0]
 
 
 @numba.njit(cache=True, parallel=True)
-def _epoch_hogwild(P, Q, bu, bi, b, examples, n_items, lr, reg, states,
+def _epoch_hogwild(P, Q, bu, bi, b, examples, n_items, item_bits, lr, reg, states,
                    want_loss):  # pragma: no cover - compiled
     """Hogwild epoch: the shuffled examples cut into one block per thread, updated lock-free."""
     _shuffle(examples, states[0:1])
@@ -270,7 +294,8 @@ def _epoch_hogwild(P, Q, bu, bi, b, examples, n_items, lr, reg, states,
     totals = np.zeros(threads)
     for t in numba.prange(threads):
         totals[t] = _run_block(P, Q, bu, bi, b, examples, t * n // threads,
-                               (t + 1) * n // threads, n_items, lr, reg, states[t:t + 1], want_loss)
+                               (t + 1) * n // threads, n_items, item_bits, lr, reg,
+                               states[t:t + 1], want_loss)
     return totals.sum() / n
 
 
@@ -327,14 +352,16 @@ def train_mf(split: LeaveOneOutSplit, config: MFConfig, eval_every: int = 0,
     config.validate()
     evaluator = evaluator or SampledEvaluator(split)
     state = _State.initial(split.n_users, split.n_items, config)
-    examples = encode_examples(split.train_users, split.train_items, config.negatives)
+    examples, item_bits = encode_examples(split.train_users, split.train_items,
+                                          config.negatives, split.n_items)
     lr, reg = (np.dtype(config.dtype).type(v) for v in (config.lr, config.reg))
     rng_states = _generator_states(config.seed, config.threads)
     history = TrainingHistory()
     start = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         log_now = (eval_every and epoch % eval_every == 0) or epoch == config.epochs
-        args = (state.P, state.Q, state.bu, state.bi, state.b, examples, split.n_items, lr, reg)
+        args = (state.P, state.Q, state.bu, state.bi, state.b, examples, split.n_items, item_bits,
+                lr, reg)
         if config.threads == 1:
             value = _epoch(*args, rng_states[:1], bool(log_now))
         else:
