@@ -1,6 +1,8 @@
 """Result tables and the resumable grid runner."""
 
 import json
+import os
+import stat
 
 import pandas as pd
 import pytest
@@ -37,6 +39,23 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path):
     atomic_write_text(tmp_path / "a.txt", "again\n")
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
     assert (tmp_path / "a.txt").read_text() == "again\n"
+
+
+def test_atomic_write_gives_ordinary_permissions(tmp_path):
+    umask = os.umask(0o027)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x\n")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o640
+
+
+def test_failed_atomic_write_keeps_the_old_file(tmp_path):
+    atomic_write_text(tmp_path / "a.txt", "old\n")
+    with pytest.raises(UnicodeEncodeError):
+        atomic_write_text(tmp_path / "a.txt", "bad \ud800 surrogate")
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+    assert (tmp_path / "a.txt").read_text() == "old\n"
 
 
 def test_grid_resumes_and_skips_finished_cells(tmp_path):

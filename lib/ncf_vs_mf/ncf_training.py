@@ -273,21 +273,10 @@ class _EvalData:
                                           device=device)
 
 
-@torch.no_grad()
 def _probabilities(model: EmbeddingModel, users: torch.Tensor, candidates: torch.Tensor,
                    chunk: int) -> np.ndarray:
     """float32 sigmoid scores (users x candidates), NCF's ``model.predict`` outputs."""
-    was_training = model.training
-    model.eval()
-    try:
-        parts = []
-        for start in range(0, users.shape[0], chunk):
-            p = model.user_embedding(users[start:start + chunk]).unsqueeze(1)
-            q = model.item_embedding(candidates[start:start + chunk])
-            parts.append(torch.sigmoid(model.similarity(p, q)).float().cpu())
-        return torch.cat(parts).numpy()
-    finally:
-        model.train(was_training)
+    return torch.sigmoid(model.score(users, candidates, chunk)).float().cpu().numpy()
 
 
 def evaluate_model(model: EmbeddingModel, split: LeaveOneOutSplit | _EvalData,

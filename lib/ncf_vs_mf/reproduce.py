@@ -66,14 +66,20 @@ def _train_cell(cell: dict[str, Any], data_dir: str | None, eval_every: int):
     return row, curve
 
 
-def run_mf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultTable,
-                invocation: Invocation, data_dir: str | None, eval_every: int,
-                jobs: int) -> int:
-    """Train every cell not yet in ``runs`` with ``jobs`` processes; return how many ran."""
+def _pending(cells: list[dict[str, Any]], runs: ResultTable) -> list[dict[str, Any]]:
+    """The cells without a row in ``runs`` (a resumed grid skips the others), announced."""
     done = runs.done()
     todo = [c for c in cells if tuple(c[k] for k in runs.key) not in done]
     print(f"{len(cells) - len(todo)} of {len(cells)} cells already done; {len(todo)} to run",
           flush=True)
+    return todo
+
+
+def run_mf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultTable,
+                invocation: Invocation, data_dir: str | None, eval_every: int,
+                jobs: int) -> int:
+    """Train every cell not yet in ``runs`` with ``jobs`` processes; return how many ran."""
+    todo = _pending(cells, runs)
     if not todo:
         return 0
     # spawned, not forked: forking after numba's OpenMP threads have run aborts the child
@@ -255,10 +261,7 @@ def run_ncf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultT
     and the others continue; the error is raised at the end.
     """
 
-    done = runs.done()
-    todo = [c for c in cells if tuple(c[k] for k in runs.key) not in done]
-    print(f"{len(cells) - len(todo)} of {len(cells)} cells already done; {len(todo)} to run",
-          flush=True)
+    todo = _pending(cells, runs)
     if not todo:
         return 0
     failures = []

@@ -31,12 +31,29 @@ LIBRARIES = ("ncf-vs-mf", "numpy", "numba", "torch", "pandas", "faiss-cpu", "imp
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    """Write ``text`` to ``path`` through a synced temporary file and a rename.
+
+    The file gets the permissions a plain ``open`` would give (temporary files are private).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.",
                                      delete=False, encoding="utf-8") as tmp:
-        tmp.write(text)
+        try:
+            tmp.write(text)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+            os.chmod(tmp.name, 0o666 & ~_umask())
+        except BaseException:
+            os.unlink(tmp.name)
+            raise
     os.replace(tmp.name, path)
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it; it is restored at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_csv(path: Path, table: pd.DataFrame) -> None:
