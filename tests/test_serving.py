@@ -1,0 +1,270 @@
+"""Tests of the serving-cost code (lib/ncf_vs_mf/serving.py) and of the committed benchmark's shape.
+
+Correctness is checked against independent implementations (numpy brute force, the torch
+modules of ncf_vs_mf.models, MFModel's own scores); the committed measurements of
+benchmarks/results/serving.json are checked for their shape only (what grows with what),
+never for their values, which belong to the machine that ran them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ncf_vs_mf import serving
+from ncf_vs_mf.mf import MFModel
+from ncf_vs_mf.models import DotSimilarity, make_similarity, paper_hidden
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "serving.json"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    serving.set_threads(1)
+
+
+@pytest.fixture(scope="module")
+def catalog() -> tuple[np.ndarray, np.ndarray]:
+    """A small trained-like catalog: 40 users, 2,000 items, d = 16."""
+    return serving.trained_like_catalog(2000, 40, 16, seed=1)
+
+
+def brute_force_top_k(users: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
+    """Independent exact top-k: float64 scores, a full stable sort per user."""
+    scores = np.asarray(users, np.float64) @ np.asarray(items, np.float64).T
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+
+
+def as_sets(ids: np.ndarray) -> list[set[int]]:
+    return [set(map(int, row)) for row in ids]
+
+
+# ---- scoring ---------------------------------------------------------------------------
+
+def test_exact_top_k_matches_an_independent_brute_force(catalog):
+    users, items = catalog
+    ours = serving.exact_top_k(users, items, k=10, user_chunk=7)
+    assert ours.shape == (40, 10)
+    np.testing.assert_array_equal(ours, brute_force_top_k(users, items, 10))
+
+
+def test_dot_scores_equal_the_dot_similarity_module(catalog):
+    users, items = catalog
+    module = serving.similarity_scores(DotSimilarity(biases=False), users[:5], items, chunk=300)
+    assert torch.allclose(serving.dot_scores(users[:5], items), module, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, d", [("mlp", 16), ("neumf", 24)])
+def test_cached_mlp_scorer_equals_calling_the_module(name, d):
+    torch.manual_seed(0)
+    users, items = serving.isotropic_catalog(700, 6, d, seed=2)
+    similarity = make_similarity(name, d)
+    scorer = serving.CachedMLPScorer(similarity, items)
+    reference = serving.similarity_scores(similarity, users, items, chunk=128)
+    assert torch.allclose(scorer.scores(users, chunk=100), reference, atol=1e-5)
+    ids = np.random.default_rng(0).integers(0, 700, size=(6, 9))
+    picked = torch.gather(reference, 1, torch.from_numpy(ids))
+    assert torch.allclose(scorer.scores(users, items=ids), picked, atol=1e-5)
+
+
+def test_mf_retrieval_vectors_rank_items_like_eq2():
+    rng = np.random.default_rng(3)
+    model = MFModel(rng.normal(size=(5, 9)), rng.normal(size=(300, 9)), global_bias=0.7)
+    queries, items = serving.mf_retrieval_vectors(model.user, model.item)
+    for u in range(5):
+        eq2 = model.scores(np.full(300, u), np.arange(300))
+        assert np.array_equal(np.argsort(-eq2)[:10], serving.exact_top_k(queries[u:u + 1], items)[0])
+
+
+# ---- the reduction of inner-product search to nearest-neighbour search -----------------
+
+def test_one_extra_coordinate_turns_inner_product_top_k_into_euclidean_nearest():
+    users, items = serving.trained_like_catalog(1500, 30, 12, norm_spread=1.0, seed=4)
+    reduced_items = serving.mips_to_nn_items(items)
+    reduced_queries = serving.mips_to_nn_queries(users)
+    norms = np.linalg.norm(reduced_items.astype(np.float64), axis=1)
+    assert np.allclose(norms, norms.max(), rtol=1e-5)  # all items on one sphere
+    distances = ((reduced_queries[:, None, :].astype(np.float64)
+                  - reduced_items[None, :, :].astype(np.float64)) ** 2).sum(-1)
+    nearest = np.argsort(distances, axis=1, kind="stable")[:, :10]
+    assert as_sets(nearest) == as_sets(brute_force_top_k(users, items, 10))
+
+
+# ---- indexes ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind, options, setting", [
+    ("exact", {}, None),
+    ("hnsw", {"m": 32, "ef_construction": 200}, 2000),
+    ("hnsw-ip", {"m": 32, "ef_construction": 200}, 2000),
+    ("ivf", {"nlist": 16}, 16),  # every list scanned
+    ("scann", {"num_leaves": 10, "reorder": 2000}, 10),  # every leaf, every item re-scored
+])
+def test_near_exhaustive_settings_have_recall_one(catalog, kind, options, setting):
+    users, items = catalog
+    index, seconds = serving.build_index(kind, items, **options)
+    found = index.search(users, 10, setting)
+    assert found.shape == (40, 10) and seconds >= 0 and index.memory_bytes() > items.nbytes // 2
+    assert serving.recall_at_k(found, serving.exact_top_k(users, items)) == 1.0
+
+
+def test_cheapest_settings_lose_recall_on_the_hard_catalog():
+    users, items = serving.isotropic_catalog(5000, 50, 32, seed=5)
+    exact = serving.exact_top_k(users, items)
+    index, _ = serving.build_index("ivf", items)
+    recalls = [serving.recall_at_k(index.search(users, 10, s), exact) for s in index.settings]
+    assert recalls[0] < 0.5 and recalls[-1] > 0.9
+
+
+def test_unknown_index_is_rejected():
+    with pytest.raises(ValueError, match="unknown index"):
+        serving.build_index("lsh", np.zeros((3, 2), np.float32))
+
+
+def test_recall_at_k_by_hand():
+    exact = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
+    found = np.array([[4, 3, 9, -1], [8, 7, 6, 5]])
+    assert serving.recall_at_k(found, exact) == pytest.approx((2 / 4 + 4 / 4) / 2)
+
+
+# ---- synthetic catalogs ---------------------------------------------------------------
+
+def test_trained_like_catalog_has_a_decaying_spectrum_and_skewed_norms():
+    users, items = serving.trained_like_catalog(20000, 20000, 32, decay=1.0, norm_spread=0.6,
+                                                seed=6)
+    assert users.dtype == items.dtype == np.float32
+    assert serving.spectrum_decay(users) == pytest.approx(1.0, abs=0.1)  # users keep it exactly
+    assert serving.spectrum_decay(items) > 0.5  # items too, after their norms were reset
+    assert serving.log_norm_spread(items) == pytest.approx(0.6, abs=0.03)
+
+
+def test_isotropic_catalog_has_a_flat_spectrum_and_equal_norms():
+    users, items = serving.isotropic_catalog(20000, 100, 32, seed=7)
+    assert abs(serving.spectrum_decay(items)) < 0.05
+    assert serving.log_norm_spread(items) < 0.15  # chi distribution with 32 degrees of freedom
+    assert np.mean(np.sum(items.astype(np.float64) ** 2, axis=1)) == pytest.approx(1.0, abs=0.02)
+
+
+def test_catalogs_are_seeded_and_named():
+    a = serving.make_catalog("trained-like", 50, 5, 8, seed=3)
+    b = serving.make_catalog("trained-like", 50, 5, 8, seed=3)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    with pytest.raises(ValueError, match="unknown catalog kind"):
+        serving.make_catalog("gaussian", 50, 5, 8)
+
+
+# ---- the MLP side ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def mlp_on_catalog(catalog):
+    users, items = catalog
+    mlp = serving.fit_mlp_to_dot(users, items, paper_hidden(16), steps=300, batch=256, seed=0)
+    return mlp, serving.CachedMLPScorer(mlp, items)
+
+
+def test_mlp_fitted_to_dot_products_learns_them_roughly(catalog, mlp_on_catalog):
+    users, items = catalog
+    mlp, scorer = mlp_on_catalog
+    dot = serving.dot_scores(users, items).flatten().numpy()
+    learned = scorer.scores(users).flatten().numpy()
+    assert np.corrcoef(dot, learned)[0, 1] > 0.8
+
+
+def test_two_stage_with_every_item_as_candidate_is_exact_mlp_top_k(catalog, mlp_on_catalog):
+    users, items = catalog
+    _, scorer = mlp_on_catalog
+    exact_mlp = serving.mlp_top_k(scorer, users, chunk=333)
+    reference = np.argsort(-scorer.scores(users).numpy(), axis=1, kind="stable")[:, :10]
+    assert as_sets(exact_mlp) == as_sets(reference)
+    every = serving.two_stage_top_k(users, scorer, lambda q, c: serving.exact_top_k(q, items, c),
+                                    n_candidates=len(items))
+    assert as_sets(every) == as_sets(exact_mlp)
+
+
+def test_two_stage_recall_grows_with_the_number_of_candidates(catalog, mlp_on_catalog):
+    users, items = catalog
+    _, scorer = mlp_on_catalog
+    exact_mlp = serving.mlp_top_k(scorer, users)
+    recalls = [serving.recall_at_k(
+        serving.two_stage_top_k(users, scorer, lambda q, c: serving.exact_top_k(q, items, c), c),
+        exact_mlp) for c in (10, 30, 100, 300, 2000)]
+    assert recalls == sorted(recalls) and recalls[-1] == 1.0 and recalls[0] < 1.0
+
+
+# ---- measurement helpers ---------------------------------------------------------------
+
+def test_power_law_fits_recover_known_exponents():
+    rng = np.random.default_rng(8)
+    n = np.repeat([1e3, 1e4, 1e5, 1e6], 4)
+    d = np.tile([16, 32, 64, 128], 4)
+    noise = np.exp(rng.normal(0, 0.05, n.size))
+    exponent, factor = serving.fit_power_law(n, 3e-9 * n ** 0.5 * noise)
+    assert exponent == pytest.approx(0.5, abs=0.03) and factor == pytest.approx(3e-9, rel=0.3)
+    fit = serving.fit_cost_model(n, d, 2e-10 * n * d ** 2 * noise)
+    assert fit["n_exponent"] == pytest.approx(1.0, abs=0.03)
+    assert fit["d_exponent"] == pytest.approx(2.0, abs=0.05)
+    with pytest.raises(ValueError):
+        serving.fit_power_law([5, 5], [1, 2])
+
+
+def test_best_time_is_the_minimum_and_respects_repeats():
+    calls = []
+    seconds = serving.best_time(lambda: calls.append(1), repeats=4, budget=10.0)
+    assert len(calls) == 4 and 0 <= seconds < 0.1
+    latencies = serving.per_query_latency(lambda q: q.sum(), np.ones((7, 3)))
+    assert latencies.shape == (7,) and (latencies >= 0).all()
+
+
+def test_latency_at_recall_picks_the_fastest_setting_that_reaches_the_target():
+    curve = [{"recall": 0.5, "latency_ms": 0.1}, {"recall": 0.92, "latency_ms": 0.4},
+             {"recall": 0.99, "latency_ms": 0.9}]
+    assert serving.latency_at_recall(curve, 0.9) == 0.4
+    assert np.isnan(serving.latency_at_recall(curve, 0.995))
+
+
+def test_mlp_costs_more_relative_to_dot_at_larger_d():
+    """A live shape check with a wide margin: the MLP/dot ratio grows about linearly in d."""
+    ratios = {}
+    for d in (16, 128):
+        users, items = serving.isotropic_catalog(20000, 1, d, seed=9)
+        scorer = serving.CachedMLPScorer(make_similarity("mlp", d), items)
+        dot = serving.best_time(lambda: serving.dot_scores(users, items), repeats=5)
+        mlp = serving.best_time(lambda: scorer.scores(users), repeats=3)
+        ratios[d] = mlp / dot
+    assert ratios[128] > 2 * ratios[16]
+
+
+# ---- the committed full-scale benchmark: its shape, not its values -------------------
+
+@pytest.fixture(scope="module")
+def committed() -> dict:
+    if not RESULTS.is_file():
+        pytest.skip(f"{RESULTS.name} not committed yet: run benchmarks/serving.py")
+    return json.loads(RESULTS.read_text())
+
+
+def test_committed_benchmark_records_where_it_ran(committed):
+    assert {"commit", "machine", "libraries", "parameters", "duration_seconds"} <= set(committed)
+    assert committed["machine"]["cores"] >= 1
+
+
+def test_committed_mlp_over_dot_ratio_grows_with_d(committed):
+    ratio = {int(d): r for d, r in committed["mlp_over_dot_ratio"].items()}
+    dims = sorted(ratio)
+    assert ratio[dims[-1]] > 4 * ratio[dims[0]]
+    assert serving.fit_power_law(dims, [ratio[d] for d in dims])[0] > 0.5
+
+
+def test_committed_fits_show_mlp_quadratic_dot_linear_in_d(committed):
+    fits = committed["scoring_fits"]
+    assert fits["dot"]["d_exponent"] < fits["mlp"]["d_exponent"]
+    assert fits["mlp"]["d_exponent"] > 1.4 and 0.7 < fits["mlp"]["n_exponent"] < 1.2
+
+
+def test_committed_approximate_search_grows_slower_than_n(committed):
+    slopes = committed["latency_vs_n_slopes"]["trained-like"]
+    approximate = [s for name, s in slopes.items() if name != "exact" and s is not None]
+    assert approximate and max(approximate) < 0.8 * slopes["exact"]
