@@ -113,6 +113,8 @@ __all__ = [
     "build_model",
     "evaluate_model",
     "fit",
+    "l2_penalty",
+    "similarity_weights",
     "select_epoch",
     "run_protocol",
     "run_family",
@@ -326,19 +328,45 @@ def _make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {name!r}; use 'adam' or 'sgd'")
 
 
+def similarity_weights(model: EmbeddingModel) -> list[torch.Tensor]:
+    """The similarity's trainable weight tensors, biases excluded (GMF: [w] as a 1 x d matrix)."""
+    return [p for name, p in model.similarity.named_parameters()
+            if name.endswith("weight") and p.requires_grad]
+
+
+def l2_penalty(model: EmbeddingModel, reg: float, reg_similarity: float = 0.0) -> torch.Tensor:
+    """Keras-style L2: reg (||P||^2 + ||Q||^2) + reg_similarity * (squared similarity weights).
+
+    Squared Frobenius norms of the *whole* embedding tables, added once per batch (Keras 1's
+    ``W_regularizer=l2(reg)`` on NCF's Embedding layers); the second term is off by default.
+    """
+    penalty = reg * (model.user_embedding.weight.square().sum()
+                     + model.item_embedding.weight.square().sum())
+    if reg_similarity > 0:
+        penalty = penalty + reg_similarity * sum(w.square().sum() for w in similarity_weights(model))
+    return penalty
+
+
 def fit(model: EmbeddingModel, train_users: np.ndarray, train_items: np.ndarray,
         evaluation: LeaveOneOutSplit | _EvalData, *, epochs: int, seed: int,
         optimizer: str = "adam", lr: float = 0.001, batch_size: int = 256, negatives: int = 4,
         reg: float = 0.0, device: str | torch.device = "auto", eval_chunk: int = 1024,
         keep_epochs=(), max_batches: int | None = None,
-        on_epoch: Callable[[dict], None] | None = None, label: str = "") -> FitResult:
+        on_epoch: Callable[[dict], None] | None = None, label: str = "",
+        reg_similarity: float = 0.0,
+        epoch_stats: Callable[[EmbeddingModel], dict[str, float]] | None = None) -> FitResult:
     """Train ``model`` in place for ``epochs`` epochs, evaluating after each (and before).
 
     ``evaluation`` is the split whose held-out items are ranked (the tuning split for a
     validation run, the test split for a test run); it never influences training. The numpy
     generator for negatives and order is seeded with ``seed``; initialise the model yourself
     (``build_model``). ``max_batches`` stops each epoch early (benchmarks and smoke tests only).
+    ``reg_similarity`` adds Keras-style L2 on the similarity's weight tensors too (GMF's w; see
+    ``l2_penalty``); ``epoch_stats(model)`` adds columns to every logged row (e.g. norms).
     """
+    if not reg >= 0 or not reg_similarity >= 0:
+        raise ValueError(f"reg and reg_similarity must be >= 0, got reg={reg}, "
+                         f"reg_similarity={reg_similarity}")
     device = resolve_device(device)
     model.to(device)
     if isinstance(evaluation, LeaveOneOutSplit):
@@ -353,6 +381,8 @@ def fit(model: EmbeddingModel, train_users: np.ndarray, train_items: np.ndarray,
     def log(epoch: int, loss: float, seconds: float) -> None:
         metrics = evaluate_model(model, evaluation, eval_chunk)
         row = {"epoch": epoch, "loss": loss, **metrics.as_dict(), "train_seconds": seconds}
+        if epoch_stats is not None:
+            row.update(epoch_stats(model))
         result.rows.append(row)
         if epoch in keep:
             result.states[epoch] = _cpu_state(model)
@@ -377,9 +407,8 @@ def fit(model: EmbeddingModel, train_users: np.ndarray, train_items: np.ndarray,
             logits = model(users_t[lo:hi], items_t[lo:hi])
             loss = F.binary_cross_entropy_with_logits(logits, labels_t[lo:hi])
             batch_loss = loss
-            if reg > 0:
-                loss = loss + reg * (model.user_embedding.weight.square().sum()
-                                     + model.item_embedding.weight.square().sum())
+            if reg > 0 or reg_similarity > 0:
+                loss = loss + l2_penalty(model, reg, reg_similarity)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -1,0 +1,378 @@
+"""Why GMF's extra weights break L2 regularization (Rendle et al. 2020, Section 3.3.3, Eq. 7).
+
+GMF scores a pair by phi(p, q) = w^T (p * q) + b (Eq. 6, with the output bias of NCF's Dense
+layer). Its loss with L2 on the embedding tables only (NCF's Keras regularizer) is
+
+    L(P, Q, w, lambda) = l(outputs) + lambda (||P||_F^2 + ||Q||_F^2).
+
+Scaling (P, Q, w) to (P/a, Q/a, a^2 w) leaves every output unchanged and divides the penalty by
+a^2, so L(P, Q, w, lambda) = L(P/a, Q/a, a^2 w, a^2 lambda) (Eq. 7): every lambda > 0 poses the
+same problem up to a change of variables. The identity needs three things: the penalty is
+homogeneous of degree 2 in (P, Q) (squared norms; any per-row weighting is fine), w is not
+penalized, and nothing the scaling changes is penalized. :func:`eq7_sides` computes both sides;
+:func:`train_variant` trains the variants the chapter compares, logging the norms per epoch;
+``ncf-vs-mf reproduce gmf-reg`` runs the full grid into ``results/gmf_regularization/``.
+
+Variants (all trained by ``ncf_training.fit``: NCF's log loss, Adam, batches of 256, 4 negatives
+per positive outside the user's positives, redrawn every epoch, embeddings N(0, 0.01^2)):
+
+================  ==========================================================================
+``GMF``           NCF's GMF, L2 ``reg`` on P and Q only: Eq. 7 holds
+``GMF-reg-w``     the first fix: the same ``reg`` on w as well
+``GMF-absorbed``  the second fix: w absorbed into the embeddings (frozen at 1), i.e. a plain
+                  dot product <p, q> + b
+``MF``            the dot product with biases of Eq. 2 (``DotSimilarity``), L2 on P and Q
+================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import itertools
+import math
+import multiprocessing
+import os
+import shlex
+import sys
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from . import data as data_mod
+from .data import LeaveOneOutSplit
+from .models import DotSimilarity, EmbeddingModel, GMFSimilarity
+from .ncf_training import NCFConfig, FitResult, fit, l2_penalty
+from .results import RESULTS_DIR, Invocation, ResultTable
+
+__all__ = [
+    "VARIANTS",
+    "build_variant",
+    "rescale",
+    "absorb_weights",
+    "regularized_loss",
+    "eq7_sides",
+    "weight_norms",
+    "balance",
+    "symmetry_residual",
+    "train_variant",
+    "reproduce_gmf_reg",
+    "add_subcommands",
+]
+
+VARIANTS = ("GMF", "GMF-reg-w", "GMF-absorbed", "MF")
+RESULTS = RESULTS_DIR / "gmf_regularization"
+KEY = ["dataset", "variant", "dim", "reg", "seed", "epochs", "lr", "batch_size", "negatives",
+       "init_std"]
+
+
+def _check_variant(variant: str) -> None:
+    """Reject unknown variant names with the list of valid ones."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose from {list(VARIANTS)}")
+
+
+def _gmf(model: EmbeddingModel) -> GMFSimilarity:
+    """The model's GMF similarity, or a clear error for any other similarity."""
+    if not isinstance(model.similarity, GMFSimilarity):
+        raise TypeError(f"needs a GMF model, got a {type(model.similarity).__name__}")
+    return model.similarity
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def build_variant(variant: str, n_users: int, n_items: int, d: int, seed: int,
+                  init_std: float = 0.01) -> EmbeddingModel:
+    """A freshly initialised model of one variant (CPU), initialisation fixed by ``seed``."""
+    _check_variant(variant)
+    torch.manual_seed(seed)
+    if variant == "MF":
+        return EmbeddingModel(n_users, n_items, d, DotSimilarity(), init_std=init_std)
+    model = EmbeddingModel(n_users, n_items, d, GMFSimilarity(d), init_std=init_std)
+    if variant == "GMF-absorbed":
+        with torch.no_grad():
+            model.similarity.output.weight.fill_(1.0)
+        model.similarity.output.weight.requires_grad_(False)  # w = 1: <p, q> + b
+    return model
+
+
+def variant_reg_similarity(variant: str, reg: float) -> float:
+    """The L2 coefficient on the similarity's weights: ``reg`` for GMF-reg-w, else 0."""
+    _check_variant(variant)
+    return reg if variant == "GMF-reg-w" else 0.0
+
+
+def rescale(model: EmbeddingModel, a: float) -> EmbeddingModel:
+    """A copy of a GMF model with (P, Q, w) -> (P/a, Q/a, a^2 w): the same outputs (Eq. 7)."""
+    _gmf(model)
+    if not (a > 0 and math.isfinite(a)):
+        raise ValueError(f"a must be a finite number > 0, got {a!r}")
+    scaled = copy.deepcopy(model)
+    with torch.no_grad():
+        scaled.user_embedding.weight.div_(a)
+        scaled.item_embedding.weight.div_(a)
+        scaled.similarity.output.weight.mul_(a * a)
+    return scaled
+
+
+def absorb_weights(model: EmbeddingModel) -> EmbeddingModel:
+    """A copy of a GMF model with w folded into the embeddings and w = 1: the same outputs.
+
+    p_f -> sign(w_f) sqrt|w_f| p_f and q_f -> sqrt|w_f| q_f, so w_f p_f q_f is unchanged and the
+    similarity becomes the plain dot product <p, q> + b (Section 3.3.3, last paragraph).
+    """
+    gmf = _gmf(model)
+    absorbed = copy.deepcopy(model)
+    w = gmf.weight.detach()
+    root = w.abs().sqrt()
+    with torch.no_grad():
+        absorbed.user_embedding.weight.mul_(torch.sign(w) * root)
+        absorbed.item_embedding.weight.mul_(root)
+        absorbed.similarity.output.weight.fill_(1.0)
+    return absorbed
+
+
+# ----------------------------------------------------------------------------- Eq. 7
+
+
+def regularized_loss(model: EmbeddingModel, users: torch.Tensor, items: torch.Tensor,
+                     labels: torch.Tensor, reg: float, reg_similarity: float = 0.0) -> float:
+    """L: mean log loss over the examples plus the L2 penalty that training adds (``l2_penalty``)."""
+    with torch.no_grad():
+        logits = model(users, items)
+        data_loss = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+        return float(data_loss + l2_penalty(model, reg, reg_similarity))
+
+
+def eq7_sides(model: EmbeddingModel, users: torch.Tensor, items: torch.Tensor,
+              labels: torch.Tensor, reg: float, a: float,
+              reg_similarity: float = 0.0) -> tuple[float, float]:
+    """Both sides of Eq. 7: L(P, Q, w, lambda) and L(P/a, Q/a, a^2 w, a^2 lambda).
+
+    With ``reg_similarity`` > 0 (w penalized too, scaled by a^2 like lambda) the two differ
+    unless w = 0: the identity is a property of penalizing P and Q only.
+    """
+    left = regularized_loss(model, users, items, labels, reg, reg_similarity)
+    right = regularized_loss(rescale(model, a), users, items, labels, a * a * reg,
+                             a * a * reg_similarity)
+    return left, right
+
+
+def weight_norms(model: EmbeddingModel) -> dict[str, float]:
+    """Frobenius norms ||P||, ||Q|| and ||w|| (NaN without a GMF w): the chapter's dynamics."""
+    w = model.similarity.weight if isinstance(model.similarity, GMFSimilarity) else None
+    return {"norm_p": float(model.user_embedding.weight.detach().norm()),
+            "norm_q": float(model.item_embedding.weight.detach().norm()),
+            "norm_w": float(w.detach().norm()) if w is not None else float("nan")}
+
+
+def balance(model: EmbeddingModel) -> float:
+    """||P||^2 + ||Q||^2 - 2 ||w||^2: constant under gradient flow on the unpenalized loss.
+
+    With the penalty lambda (||P||^2 + ||Q||^2) it falls at the rate 4 lambda (||P||^2 + ||Q||^2):
+    regularization moves scale out of the embeddings into w instead of removing it.
+    """
+    gmf = _gmf(model)
+    return float(model.user_embedding.weight.detach().square().sum()
+                 + model.item_embedding.weight.detach().square().sum()
+                 - 2 * gmf.weight.detach().square().sum())
+
+
+def symmetry_residual(model: EmbeddingModel, users: torch.Tensor, items: torch.Tensor,
+                      labels: torch.Tensor) -> tuple[float, float]:
+    """<P, dl/dP> + <Q, dl/dQ> - 2 <w, dl/dw> of the mean log loss, and the scale of its terms.
+
+    Zero for any loss of GMF's outputs: the derivative of l(P/a, Q/a, a^2 w) in a at a = 1.
+    This is what makes :func:`balance` a conserved quantity without regularization.
+    """
+    gmf = _gmf(model)
+    params = [model.user_embedding.weight, model.item_embedding.weight, gmf.output.weight]
+    logits = model(users, items)
+    loss = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+    grads = torch.autograd.grad(loss, params)
+    terms = [float((p.detach() * g).sum()) for p, g in zip(params, grads)]
+    return terms[0] + terms[1] - 2 * terms[2], max(abs(t) for t in terms)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def train_variant(split: LeaveOneOutSplit, variant: str, dim: int, reg: float, seed: int,
+                  config: NCFConfig = NCFConfig(),
+                  max_batches: int | None = None) -> tuple[EmbeddingModel, FitResult]:
+    """Train one variant on ``split`` with NCF's settings in ``config`` and L2 ``reg``.
+
+    Every logged row (epoch 0 = the initial model) carries the test HR@10/NDCG@10, the mean
+    training log loss of the epoch (without the penalty) and the norms ||P||, ||Q||, ||w||.
+    The seed fixes initialisation (``seed``) and negatives and order (``seed + 1``).
+    """
+    config.validate()
+    if not (reg >= 0 and math.isfinite(reg)):
+        raise ValueError(f"reg must be a finite number >= 0, got {reg!r}")
+    model = build_variant(variant, split.n_users, split.n_items, dim, seed, config.init_std)
+    result = fit(model, split.train_users, split.train_items, split, epochs=config.epochs,
+                 seed=seed + 1, lr=config.lr, batch_size=config.batch_size,
+                 negatives=config.negatives, reg=reg,
+                 reg_similarity=variant_reg_similarity(variant, reg), device=config.device,
+                 eval_chunk=config.eval_chunk, max_batches=max_batches,
+                 epoch_stats=weight_norms, label=f"{variant} d={dim} reg={reg:g} seed={seed}")
+    return model, result
+
+
+def _train_cell(cell: dict[str, Any], data_dir: str | None) -> tuple[dict, list[dict]]:
+    """Worker: train one grid cell on one thread; its result row and its per-epoch rows."""
+    from .reproduce import _load_split
+
+    torch.set_num_threads(1)
+    split = _load_split(cell["dataset"], "test", data_dir)
+    config = NCFConfig(epochs=cell["epochs"], lr=cell["lr"], batch_size=cell["batch_size"],
+                       negatives=cell["negatives"], init_std=cell["init_std"], device="cpu")
+    _, result = train_variant(split, cell["variant"], cell["dim"], cell["reg"], cell["seed"],
+                              config)
+    last, best = result.rows[-1], result.rows[result.best_epoch]
+    row = {**cell, "hr10": last["hr10"], "ndcg10": last["ndcg10"], "loss": last["loss"],
+           "norm_p": last["norm_p"], "norm_q": last["norm_q"], "norm_w": last["norm_w"],
+           "best_epoch": result.best_epoch, "hr10_best": best["hr10"],
+           "ndcg10_best": best["ndcg10"], "seconds": round(result.seconds, 1)}
+    curve = [{**cell, **{k: v for k, v in r.items() if k != "train_seconds"}}
+             for r in result.rows]
+    return row, curve
+
+
+def grid_cells(dataset: str, variants, dims, regs, seeds, config: NCFConfig) -> list[dict]:
+    """One cell per (seed, variant, reg, dim): the key of its future result row."""
+    for variant in variants:
+        _check_variant(variant)
+    return [{"dataset": dataset, "variant": v, "dim": int(d), "reg": float(r), "seed": int(s),
+             "epochs": config.epochs, "lr": config.lr, "batch_size": config.batch_size,
+             "negatives": config.negatives, "init_std": config.init_std}
+            for s, v, r, d in itertools.product(seeds, variants, regs, dims)]
+
+
+def run_grid(cells: list[dict], runs: ResultTable, curves: ResultTable, invocation: Invocation,
+             data_dir: str | None, jobs: int) -> int:
+    """Train the cells not yet in ``runs`` in ``jobs`` spawned processes; return how many ran."""
+    from .reproduce import _pending
+
+    todo = _pending(cells, runs)
+    spawn = multiprocessing.get_context("spawn")  # torch thread pools do not survive a fork
+    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=spawn) as pool:
+        pending = {pool.submit(_train_cell, cell, data_dir) for cell in todo}
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                row, curve = future.result()
+                curves.append(curve, invocation)  # curve first: a row marks the cell done
+                runs.append([row], invocation)
+                print(f"done {row['dataset']} {row['variant']} d={row['dim']} "
+                      f"reg={row['reg']:g} seed={row['seed']}: HR@10={row['hr10']:.4f} "
+                      f"NDCG@10={row['ndcg10']:.4f} ||P||={row['norm_p']:.3g} "
+                      f"||w||={row['norm_w']:.3g} ({row['seconds']:.0f} s)", flush=True)
+    return len(todo)
+
+
+def reproduce_gmf_reg(dataset: str = "ml-100k", variants=VARIANTS, dims=(64,),
+                      regs=(0.0, 1e-6, 1e-5, 1e-4, 1e-3), seeds=(0, 1), epochs: int = 20,
+                      lr: float = 0.001, batch_size: int = 256, negatives: int = 4,
+                      init_std: float = 0.01, jobs: int = 1, data_dir: str | None = None,
+                      out: str | os.PathLike = RESULTS, command: str | None = None) -> pd.DataFrame:
+    """Train the grid (finished cells skipped) into ``gmf_reg_runs.csv``/``gmf_reg_curves.csv``.
+
+    A run's ``hr10``/``ndcg10`` are the test metrics after the last epoch (no epoch is picked on
+    the test set); ``hr10_best`` is the best epoch's, for comparison with NCF's reporting.
+    """
+    data_dir = data_dir or os.environ.get(data_mod.DATA_ENV) or None
+    config = NCFConfig(epochs=epochs, lr=lr, batch_size=batch_size, negatives=negatives,
+                       init_std=init_std, device="cpu")
+    config.validate()
+    bad = [r for r in regs if not (r >= 0 and math.isfinite(r))]
+    if bad:
+        raise ValueError(f"regs must be finite numbers >= 0, got {bad}")
+    cells = grid_cells(dataset, variants, dims, regs, seeds, config)
+    runs = ResultTable(Path(out) / "gmf_reg_runs.csv", KEY)
+    curves = ResultTable(Path(out) / "gmf_reg_curves.csv", KEY + ["epoch"])
+    parameters = dict(dataset=dataset, variants=list(variants), dims=list(dims),
+                      regs=list(regs), seeds=list(seeds), epochs=epochs, lr=lr,
+                      batch_size=batch_size, negatives=negatives, init_std=init_std, jobs=jobs,
+                      optimizer="adam", threads_per_run=1)
+    from .reproduce import _load_split
+
+    invocation = Invocation(
+        command=command or f"ncf_vs_mf.regularization.reproduce_gmf_reg(**{parameters!r})",
+        parameters=parameters,
+        data={"dataset": dataset, "files": data_mod.fingerprint(dataset, data_dir),
+              "variants": _load_split(dataset, "test", data_dir).provenance})
+    run_grid(cells, runs, curves, invocation, data_dir, jobs)
+    return runs.read()
+
+
+# ----------------------------------------------------------------------------- summaries
+
+
+def final_norms(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Mean final ||P||, ||Q||, ||w|| over seeds per setting (norms vary little across seeds)."""
+    return runs.groupby(by, sort=True)[["norm_p", "norm_q", "norm_w"]].mean().reset_index()
+
+
+def flatness(summary: pd.DataFrame, metric: str = "hr10") -> pd.DataFrame:
+    """Per variant: the metric's range (max - min) over lambda, where each extreme lies."""
+    rows = []
+    for variant, group in summary.groupby("variant", sort=False):
+        top, bottom = group.loc[group[metric].idxmax()], group.loc[group[metric].idxmin()]
+        rows.append({"variant": variant, f"best {metric}": top[metric], "at lambda": top["reg"],
+                     f"worst {metric}": bottom[metric], "at lambda ": bottom["reg"],
+                     "range": top[metric] - bottom[metric]})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def _command(args: argparse.Namespace) -> int:
+    reproduce_gmf_reg(args.dataset, args.variants, args.dims, args.regs, args.seeds,
+                      args.epochs, args.lr, args.batch_size, args.negatives, args.init_std,
+                      args.jobs, args.data_dir, args.out,
+                      command="ncf-vs-mf " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    return 0
+
+
+def _reproduce_subparsers(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """The experiments of the ``reproduce`` command (registered by ``reproduce.add_subcommands``)."""
+    parent = subparsers.choices.get("reproduce")
+    actions = [a for a in (parent._actions if parent else [])
+               if isinstance(a, argparse._SubParsersAction)]
+    if not actions:
+        raise RuntimeError("register ncf_vs_mf.reproduce:add_subcommands before "
+                           "ncf_vs_mf.regularization:add_subcommands in cli.SUBCOMMANDS")
+    return actions[0]
+
+
+def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``reproduce gmf-reg`` under the existing ``reproduce`` command."""
+    from .reproduce import _add_common_arguments
+
+    parser = _reproduce_subparsers(subparsers).add_parser(
+        "gmf-reg", help="Section 3.3.3: GMF vs MF under L2 regularization (norms, lambda, d)",
+        description="Train GMF (L2 on P, Q only), GMF with w regularized, GMF with w absorbed "
+                    "and MF with biases over a grid of lambda, d and seeds, logging ||P||, ||Q||, "
+                    "||w|| and the test HR@10/NDCG@10 after every epoch. Resumable.")
+    parser.add_argument("--dataset", default="ml-100k", choices=data_mod.DATASETS)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--dims", type=int, nargs="+", default=[64],
+                        help="embedding dimensions d (MF: counting the bias coordinate)")
+    parser.add_argument("--regs", type=float, nargs="+", default=[0.0, 1e-6, 1e-5, 1e-4, 1e-3],
+                        help="L2 coefficients lambda (Keras-style, per batch, whole tables)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--lr", type=float, default=0.001, help="Adam learning rate")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--negatives", type=int, default=4)
+    parser.add_argument("--init-std", type=float, default=0.01)
+    _add_common_arguments(parser, "runs")
+    parser.set_defaults(out=str(RESULTS), func=_command)
