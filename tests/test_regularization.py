@@ -305,3 +305,26 @@ def test_flatness_summary():
     row = flatness(summary).iloc[0]
     assert row["range"] == pytest.approx(0.55)
     assert row["at lambda"] == 1e-5
+
+
+def test_figures_have_a_line_per_lambda_and_labelled_axes():
+    import matplotlib
+    matplotlib.use("Agg")
+    from ncf_vs_mf.regularization import plot_metric_vs_reg, plot_norms
+    from ncf_vs_mf.summaries import over_seeds
+
+    curves = pd.DataFrame({"reg": [0.0, 0.0, 1e-4, 1e-4], "epoch": [0, 1, 0, 1],
+                           "norm_p": [1.0, 2.0, 1.0, 0.5]})
+    ax = plot_norms(curves, "norm_p")
+    assert len(ax.get_lines()) == 2 and ax.get_xlabel() == "epoch" and "P" in ax.get_ylabel()
+    assert list(ax.get_lines()[1].get_ydata()) == [1.0, 0.5]
+    runs = pd.DataFrame({"variant": ["GMF"] * 4, "reg": [0.0, 0.0, 1e-4, 1e-4], "seed": [0, 1] * 2,
+                         "hr10": [0.5, 0.6, 0.1, 0.2], "ndcg10": [0.3] * 4})
+    ax = plot_metric_vs_reg(over_seeds(runs, ["variant", "reg"]), "hr10")
+    assert ax.get_ylabel() == "HR@10" and "lambda" in ax.get_xlabel()
+    assert list(ax.get_lines()[0].get_ydata()) == pytest.approx([0.55, 0.15])
+
+
+def test_command_rejects_bad_parameters_with_status_2(capsys):
+    assert cli.main(["reproduce", "gmf-reg", "--dataset", "synthetic", "--regs", "-1"]) == 2
+    assert "--regs" in capsys.readouterr().err

@@ -47,12 +47,13 @@ import torch.nn.functional as F
 from . import data as data_mod
 from .data import LeaveOneOutSplit
 from .models import DotSimilarity, EmbeddingModel, GMFSimilarity
-from .ncf_training import NCFConfig, FitResult, fit, l2_penalty
+from .ncf_training import FitResult, NCFConfig, NegativeSampler, fit, l2_penalty
 from .results import RESULTS_DIR, Invocation, ResultTable
 
 __all__ = [
     "VARIANTS",
     "build_variant",
+    "epoch_examples",
     "rescale",
     "absorb_weights",
     "regularized_loss",
@@ -139,6 +140,15 @@ def absorb_weights(model: EmbeddingModel) -> EmbeddingModel:
 
 
 # ----------------------------------------------------------------------------- Eq. 7
+
+
+def epoch_examples(split: LeaveOneOutSplit, seed: int,
+                   negatives: int = 4) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One epoch's (users, items, float64 labels) as training draws them: data for Eq. 7 checks."""
+    sampler = NegativeSampler(split.train_users, split.train_items, split.n_users, split.n_items)
+    users, items, labels = sampler.epoch(np.random.default_rng(seed), negatives)
+    return (torch.from_numpy(users).long(), torch.from_numpy(items).long(),
+            torch.from_numpy(labels).double())
 
 
 def regularized_loss(model: EmbeddingModel, users: torch.Tensor, items: torch.Tensor,
@@ -331,10 +341,71 @@ def flatness(summary: pd.DataFrame, metric: str = "hr10") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# ----------------------------------------------------------------------------- figures
+
+NORM_LABELS = {"norm_p": "$\\|P\\|_F$ (users)", "norm_q": "$\\|Q\\|_F$ (items)",
+               "norm_w": "$\\|\\mathbf{w}\\|$"}
+
+
+def _reg_label(reg: float) -> str:
+    """Legend text for one lambda."""
+    return f"$\\lambda$ = {reg:g}"
+
+
+def plot_norms(curves: pd.DataFrame, norm: str, ax=None):
+    """One norm against epoch, a line per lambda (mean over seeds), log scale."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots()
+    regs = sorted(curves["reg"].unique())
+    cmap = plt.get_cmap("viridis")
+    for n, reg in enumerate(regs):
+        mean = curves[curves["reg"] == reg].groupby("epoch")[norm].mean()
+        ax.plot(mean.index, mean.to_numpy(), color=cmap(n / max(len(regs) - 1, 1)), lw=1.5,
+                label=_reg_label(reg))
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(NORM_LABELS[norm])
+    return ax
+
+
+def plot_metric_vs_reg(summary: pd.DataFrame, metric: str, ax=None):
+    """A metric against lambda, one line per variant with its 95% band over seeds.
+
+    ``summary`` comes from ``summaries.over_seeds(runs, ["variant", "reg"])``; lambda = 0 is
+    drawn at the left end of a symlog axis.
+    """
+    import matplotlib.pyplot as plt
+
+    from .plotting import METRIC_LABELS, PALETTE
+
+    if ax is None:
+        _, ax = plt.subplots()
+    colors = dict(zip(VARIANTS, [PALETTE[4], PALETTE[3], PALETTE[2], PALETTE[0]]))
+    for variant, group in summary.groupby("variant", sort=False):
+        group = group.sort_values("reg")
+        ci = group[f"{metric}_ci95"].fillna(0.0)
+        ax.plot(group["reg"], group[metric], "-o", ms=4, color=colors[variant], label=variant)
+        ax.fill_between(group["reg"], group[metric] - ci, group[metric] + ci,
+                        color=colors[variant], alpha=0.25, lw=0)
+    positive = summary.loc[summary["reg"] > 0, "reg"]
+    ax.set_xscale("symlog", linthresh=float(positive.min()) if len(positive) else 1.0)
+    ax.set_xlabel("L2 coefficient $\\lambda$ (0 at the left)")
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    return ax
+
+
 # ----------------------------------------------------------------------------- command line
 
 
 def _command(args: argparse.Namespace) -> int:
+    from .cli import UsageError
+
+    bad = [r for r in args.regs if not (r >= 0 and math.isfinite(r))]
+    if bad or min(args.dims) < 1 or args.epochs < 0:
+        raise UsageError(f"--regs must be finite and >= 0 (got {args.regs}), --dims >= 1 "
+                         f"(got {args.dims}), --epochs >= 0 (got {args.epochs})")
     reproduce_gmf_reg(args.dataset, args.variants, args.dims, args.regs, args.seeds,
                       args.epochs, args.lr, args.batch_size, args.negatives, args.init_std,
                       args.jobs, args.data_dir, args.out,
