@@ -304,7 +304,7 @@ def test_flatness_summary():
                             "hr10": [0.6, 0.65, 0.1]})
     row = flatness(summary).iloc[0]
     assert row["range"] == pytest.approx(0.55)
-    assert row["at lambda"] == 1e-5
+    assert row["best at lambda"] == 1e-5 and row["worst at lambda"] == 1e-4
 
 
 def test_figures_have_a_line_per_lambda_and_labelled_axes():

@@ -295,16 +295,21 @@ def plot_metric_vs_dim(ours: pd.DataFrame, published: pd.DataFrame, metric: str,
     return ax
 
 
-def plot_learning_curves(curves: pd.DataFrame, metric: str, ax: Axes | None = None) -> Axes:
-    """A metric (or the training loss) against epoch, one line per d, averaged over seeds."""
+def plot_learning_curves(curves: pd.DataFrame, metric: str, ax: Axes | None = None,
+                         by: str = "dim", label: str = "d = {}") -> Axes:
+    """A metric (or the training loss) against epoch, one line per d, averaged over seeds.
+
+    ``by`` names the column with one line per value (default the dimension), ``label`` the
+    legend text with ``{}`` for that value.
+    """
     if ax is None:
         _, ax = plt.subplots()
-    dims = sorted(curves["dim"].unique())
+    values = sorted(curves[by].unique())
     cmap = plt.get_cmap("viridis")
-    for n, dim in enumerate(dims):
-        mean = curves[curves["dim"] == dim].groupby("epoch")[metric].mean()
-        ax.plot(mean.index, mean.to_numpy(), color=cmap(n / max(len(dims) - 1, 1)), lw=1.5,
-                label=f"d = {dim}")
+    for n, value in enumerate(values):
+        mean = curves[curves[by] == value].groupby("epoch")[metric].mean()
+        ax.plot(mean.index, mean.to_numpy(), color=cmap(n / max(len(values) - 1, 1)), lw=1.5,
+                label=label.format(value))
     ax.set_xlabel("epoch")
     ax.set_ylabel(METRIC_LABELS.get(metric, "training log loss" if metric == "loss" else metric))
     return ax

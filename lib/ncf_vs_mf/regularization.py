@@ -335,9 +335,9 @@ def flatness(summary: pd.DataFrame, metric: str = "hr10") -> pd.DataFrame:
     rows = []
     for variant, group in summary.groupby("variant", sort=False):
         top, bottom = group.loc[group[metric].idxmax()], group.loc[group[metric].idxmin()]
-        rows.append({"variant": variant, f"best {metric}": top[metric], "at lambda": top["reg"],
-                     f"worst {metric}": bottom[metric], "at lambda ": bottom["reg"],
-                     "range": top[metric] - bottom[metric]})
+        rows.append({"variant": variant, f"best {metric}": top[metric],
+                     "best at lambda": top["reg"], f"worst {metric}": bottom[metric],
+                     "worst at lambda": bottom["reg"], "range": top[metric] - bottom[metric]})
     return pd.DataFrame(rows)
 
 
@@ -347,25 +347,12 @@ NORM_LABELS = {"norm_p": "$\\|P\\|_F$ (users)", "norm_q": "$\\|Q\\|_F$ (items)",
                "norm_w": "$\\|\\mathbf{w}\\|$"}
 
 
-def _reg_label(reg: float) -> str:
-    """Legend text for one lambda."""
-    return f"$\\lambda$ = {reg:g}"
-
-
 def plot_norms(curves: pd.DataFrame, norm: str, ax=None):
     """One norm against epoch, a line per lambda (mean over seeds), log scale."""
-    import matplotlib.pyplot as plt
+    from .plotting import plot_learning_curves
 
-    if ax is None:
-        _, ax = plt.subplots()
-    regs = sorted(curves["reg"].unique())
-    cmap = plt.get_cmap("viridis")
-    for n, reg in enumerate(regs):
-        mean = curves[curves["reg"] == reg].groupby("epoch")[norm].mean()
-        ax.plot(mean.index, mean.to_numpy(), color=cmap(n / max(len(regs) - 1, 1)), lw=1.5,
-                label=_reg_label(reg))
+    ax = plot_learning_curves(curves, norm, ax=ax, by="reg", label="$\\lambda$ = {:g}")
     ax.set_yscale("log")
-    ax.set_xlabel("epoch")
     ax.set_ylabel(NORM_LABELS[norm])
     return ax
 
