@@ -328,3 +328,15 @@ def test_figures_have_a_line_per_lambda_and_labelled_axes():
 def test_command_rejects_bad_parameters_with_status_2(capsys):
     assert cli.main(["reproduce", "gmf-reg", "--dataset", "synthetic", "--regs", "-1"]) == 2
     assert "--regs" in capsys.readouterr().err
+
+
+def test_rescaled_initialisation_starts_from_the_same_outputs(split):
+    config = NCFConfig(epochs=0, device="cpu")
+    plain, _ = train_variant(split, "GMF", 8, 0.0, seed=3, config=config)
+    scaled, result = train_variant(split, "GMF", 8, 0.0, seed=3, config=config, init_scale=2.0)
+    assert result.rows[0]["norm_p"] == pytest.approx(weight_norms(plain)["norm_p"] / 2)
+    assert result.rows[0]["norm_w"] == pytest.approx(weight_norms(plain)["norm_w"] * 4)
+    users, items, _ = _examples(0, split.n_users, split.n_items)
+    torch.testing.assert_close(scaled(users, items), plain(users, items))
+    with pytest.raises(TypeError, match="GMF"):
+        train_variant(split, "MF", 8, 0.0, seed=3, config=config, init_scale=2.0)

@@ -214,18 +214,22 @@ def symmetry_residual(model: EmbeddingModel, users: torch.Tensor, items: torch.T
 
 
 def train_variant(split: LeaveOneOutSplit, variant: str, dim: int, reg: float, seed: int,
-                  config: NCFConfig = NCFConfig(),
-                  max_batches: int | None = None) -> tuple[EmbeddingModel, FitResult]:
+                  config: NCFConfig = NCFConfig(), max_batches: int | None = None,
+                  init_scale: float = 1.0) -> tuple[EmbeddingModel, FitResult]:
     """Train one variant on ``split`` with NCF's settings in ``config`` and L2 ``reg``.
 
     Every logged row (epoch 0 = the initial model) carries the test HR@10/NDCG@10, the mean
     training log loss of the epoch (without the penalty) and the norms ||P||, ||Q||, ||w||.
     The seed fixes initialisation (``seed``) and negatives and order (``seed + 1``).
+    ``init_scale`` = a starts GMF from the rescaled initialisation (P/a, Q/a, a^2 w): by Eq. 7,
+    training with a^2 lambda from there poses the same problem as lambda from the usual start.
     """
     config.validate()
     if not (reg >= 0 and math.isfinite(reg)):
         raise ValueError(f"reg must be a finite number >= 0, got {reg!r}")
     model = build_variant(variant, split.n_users, split.n_items, dim, seed, config.init_std)
+    if init_scale != 1.0:
+        model = rescale(model, init_scale)
     result = fit(model, split.train_users, split.train_items, split, epochs=config.epochs,
                  seed=seed + 1, lr=config.lr, batch_size=config.batch_size,
                  negatives=config.negatives, reg=reg,
@@ -347,11 +351,15 @@ NORM_LABELS = {"norm_p": "$\\|P\\|_F$ (users)", "norm_q": "$\\|Q\\|_F$ (items)",
                "norm_w": "$\\|\\mathbf{w}\\|$"}
 
 
-def plot_norms(curves: pd.DataFrame, norm: str, ax=None):
-    """One norm against epoch, a line per lambda (mean over seeds), log scale."""
+def plot_norms(curves: pd.DataFrame, norm: str, ax=None, floor: float = 1e-6):
+    """One norm against epoch, a line per lambda (mean over seeds), log scale from ``floor``.
+
+    Norms below ``floor`` (collapsed runs reach exactly 0) are drawn at ``floor``.
+    """
     from .plotting import plot_learning_curves
 
-    ax = plot_learning_curves(curves, norm, ax=ax, by="reg", label="$\\lambda$ = {:g}")
+    clipped = curves.assign(**{norm: curves[norm].clip(lower=floor)})
+    ax = plot_learning_curves(clipped, norm, ax=ax, by="reg", label="$\\lambda$ = {:g}")
     ax.set_yscale("log")
     ax.set_ylabel(NORM_LABELS[norm])
     return ax
