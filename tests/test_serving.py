@@ -101,6 +101,7 @@ def test_one_extra_coordinate_turns_inner_product_top_k_into_euclidean_nearest()
     ("hnsw", {"m": 32, "ef_construction": 200}, 2000),
     ("hnsw-ip", {"m": 32, "ef_construction": 200}, 2000),
     ("ivf", {"nlist": 16}, 16),  # every list scanned
+    ("ivf-ip", {"nlist": 16}, 16),
     ("scann", {"num_leaves": 10, "reorder": 2000}, 10),  # every leaf, every item re-scored
 ])
 def test_near_exhaustive_settings_have_recall_one(catalog, kind, options, setting):
@@ -117,6 +118,16 @@ def test_cheapest_settings_lose_recall_on_the_hard_catalog():
     index, _ = serving.build_index("ivf", items)
     recalls = [serving.recall_at_k(index.search(users, 10, s), exact) for s in index.settings]
     assert recalls[0] < 0.5 and recalls[-1] > 0.9
+
+
+def test_reduction_helps_ivf_when_norms_are_skewed():
+    users, items = serving.trained_like_catalog(5000, 100, 16, norm_spread=0.5, seed=2)
+    exact = serving.exact_top_k(users, items)
+    recall = {}
+    for kind in ("ivf", "ivf-ip"):
+        index, _ = serving.build_index(kind, items, nlist=64)
+        recall[kind] = serving.recall_at_k(index.search(users, 10, 4), exact)
+    assert recall["ivf"] > recall["ivf-ip"] + 0.1
 
 
 def test_unknown_index_is_rejected():
@@ -218,11 +229,14 @@ def test_best_time_is_the_minimum_and_respects_repeats():
     assert latencies.shape == (7,) and (latencies >= 0).all()
 
 
-def test_latency_at_recall_picks_the_fastest_setting_that_reaches_the_target():
-    curve = [{"recall": 0.5, "latency_ms": 0.1}, {"recall": 0.92, "latency_ms": 0.4},
-             {"recall": 0.99, "latency_ms": 0.9}]
-    assert serving.latency_at_recall(curve, 0.9) == 0.4
-    assert np.isnan(serving.latency_at_recall(curve, 0.995))
+def test_latency_vs_n_picks_the_fastest_setting_that_reaches_the_target():
+    curve = [{"catalog": "c", "index": "hnsw", "n": 100, "setting": s, "recall": r, "latency_ms": t}
+             for s, r, t in [(1, 0.5, 0.1), (2, 0.92, 0.4), (3, 0.99, 0.9)]]
+    curve += [{"catalog": "c", "index": "hnsw", "n": 1000, "setting": 1, "recall": 0.8,
+               "latency_ms": 0.2}]
+    table = serving.latency_vs_n(curve, 0.9).set_index("n")
+    assert table.loc[100, "latency_ms"] == 0.4 and table.loc[100, "setting"] == 2
+    assert np.isnan(table.loc[1000, "latency_ms"])
 
 
 def test_mlp_costs_more_relative_to_dot_at_larger_d():

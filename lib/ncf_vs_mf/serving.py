@@ -11,9 +11,9 @@ chapter "Serving cost" and ``benchmarks/serving.py`` need to check that:
 * **catalogs**: synthetic item and user embeddings shaped like trained ones (decaying spectrum,
   log-normal norms) or isotropic Gaussians, and the statistics that tell them apart;
 * **retrieval indexes** with one interface (:class:`RetrievalIndex`): exact search, faiss HNSW
-  (on inner products directly, or on the reduction of inner-product search to nearest-neighbour
-  search by one extra coordinate), faiss IVF and ScaNN, each with one search-time knob that
-  trades recall for latency;
+  and IVF (each on inner products directly, or on the reduction of inner-product search to
+  nearest-neighbour search by one extra coordinate) and ScaNN, each with one search-time knob
+  that trades recall for latency;
 * **measurement helpers**: recall@k against exact top-k, best-of timings, per-query latency,
   power-law fits of cost against n and d;
 * **the MLP side**: exact MLP top-k by brute force, and a two-stage pipeline that retrieves
@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor, nn
 
@@ -49,7 +50,8 @@ __all__ = [
     "mips_to_nn_items", "mips_to_nn_queries",
     "RetrievalIndex", "ExactIndex", "HNSWIndex", "IVFIndex", "ScannIndex", "build_index",
     "INDEX_KINDS", "recall_at_k", "best_time", "per_query_latency", "fit_power_law",
-    "fit_cost_model", "latency_at_recall",
+    "fit_cost_model", "best_scoring", "cost_ratio", "scoring_fits",
+    "latency_vs_n", "latency_slopes", "advice_table",
 ]
 
 CATALOG_KINDS = ("trained-like", "isotropic")
@@ -396,73 +398,94 @@ class ExactIndex(RetrievalIndex):
         return _faiss_bytes(self.index)
 
 
-class HNSWIndex(RetrievalIndex):
-    """faiss HNSW graph; knob efSearch (candidates kept while walking the graph).
+class _FaissANNIndex(RetrievalIndex):
+    """A faiss index over the items either as they are (inner-product metric) or reduced.
 
-    ``reduction=True`` (the default) searches the Euclidean graph of :func:`mips_to_nn_items`
-    vectors, the textbook way to use a metric index for inner products; ``False`` builds
-    faiss's HNSW with the inner-product metric directly (not a metric: the graph's
-    neighbourhoods then favour long vectors).
+    ``reduction=True`` indexes the Euclidean vectors of :func:`mips_to_nn_items` and searches
+    with :func:`mips_to_nn_queries`, the textbook way to use a metric index for inner
+    products; ``False`` uses faiss's inner-product metric on the items directly.
     """
 
-    knob, settings = "efSearch", (10, 16, 32, 64, 128, 256, 512)
+    base_name = ""
+
+    def __init__(self, items: np.ndarray, reduction: bool):
+        import faiss
+
+        self.reduction = reduction
+        self.name = self.base_name + ("" if reduction else "-ip")
+        self.vectors = mips_to_nn_items(items) if reduction else as_float32(items)
+        self.metric = faiss.METRIC_L2 if reduction else faiss.METRIC_INNER_PRODUCT
+
+    def _queries(self, queries: np.ndarray) -> np.ndarray:
+        """Queries in the space the index was built in."""
+        return mips_to_nn_queries(queries) if self.reduction else as_float32(queries)
+
+    def _search(self, queries: np.ndarray, k: int, params) -> np.ndarray:
+        """faiss search with per-call parameters; ids only."""
+        return self.index.search(self._queries(queries), k, params=params)[1]
+
+    def memory_bytes(self) -> int:
+        return _faiss_bytes(self.index)
+
+
+class HNSWIndex(_FaissANNIndex):
+    """faiss HNSW graph (``m`` links per node); knob efSearch, the candidates kept while walking.
+
+    With the inner-product metric (``reduction=False``) the graph is built on a similarity
+    that is not a metric; with the reduction all items lie on one sphere, but short items
+    get a large extra coordinate and end up far from every query.
+    """
+
+    base_name, knob, settings = "hnsw", "efSearch", (10, 16, 32, 64, 128, 256, 512)
 
     def __init__(self, items: np.ndarray, m: int = 32, ef_construction: int = 64,
                  reduction: bool = True):
         import faiss
 
-        self.reduction = reduction
-        self.name = "hnsw" if reduction else "hnsw-ip"
-        vectors = mips_to_nn_items(items) if reduction else as_float32(items)
-        metric = faiss.METRIC_L2 if reduction else faiss.METRIC_INNER_PRODUCT
-        self.index = faiss.IndexHNSWFlat(vectors.shape[1], m, metric)
+        super().__init__(items, reduction)
+        self.index = faiss.IndexHNSWFlat(self.vectors.shape[1], m, self.metric)
         self.index.hnsw.efConstruction = ef_construction
-        self.index.add(vectors)
+        self.index.add(self.vectors)
+        del self.vectors
 
     def search(self, queries: np.ndarray, k: int, setting: int | None = None) -> np.ndarray:
         import faiss
 
-        x = mips_to_nn_queries(queries) if self.reduction else as_float32(queries)
-        params = faiss.SearchParametersHNSW(efSearch=max(setting or 64, k))
-        return self.index.search(x, k, params=params)[1]
-
-    def memory_bytes(self) -> int:
-        return _faiss_bytes(self.index)
+        return self._search(queries, k, faiss.SearchParametersHNSW(efSearch=max(setting or 64, k)))
 
 
-class IVFIndex(RetrievalIndex):
-    """faiss IVF-Flat with the inner-product metric; knob nprobe (lists scanned of nlist).
+class IVFIndex(_FaissANNIndex):
+    """faiss IVF-Flat; knob nprobe, the number of the ``nlist`` k-means cells scanned.
 
-    k-means splits the catalog into ``nlist`` cells (default about 4 sqrt(n), at most n / 39 so
-    that faiss has its 39 training points per centroid); a query scans
-    the items of the ``nprobe`` cells whose centroids have the largest inner product with it.
+    k-means splits the catalog into ``nlist`` cells (default about sqrt(n), at most n / 39 so
+    that faiss has its 39 training points per centroid); a query scans the items of the
+    ``nprobe`` cells whose centroids are closest to it (largest inner product without the
+    reduction: then long centroids attract every query and the cells fit inner products badly).
     """
 
-    name, knob = "ivf", "nprobe"
+    base_name, knob = "ivf", "nprobe"
 
     def __init__(self, items: np.ndarray, nlist: int | None = None, train_size: int = 100_000,
-                 seed: int = 0):
+                 reduction: bool = True, seed: int = 0):
         import faiss
 
-        x = as_float32(items)
-        self.nlist = nlist or max(4, min(int(4 * math.sqrt(x.shape[0])), x.shape[0] // 39))
-        quantizer = faiss.IndexFlatIP(x.shape[1])
-        self.index = faiss.IndexIVFFlat(quantizer, x.shape[1], self.nlist,
-                                        faiss.METRIC_INNER_PRODUCT)
+        super().__init__(items, reduction)
+        n, dim = self.vectors.shape
+        self.nlist = nlist or max(4, min(int(math.sqrt(n)), n // 39))
+        quantizer = (faiss.IndexFlatL2 if reduction else faiss.IndexFlatIP)(dim)
+        self.index = faiss.IndexIVFFlat(quantizer, dim, self.nlist, self.metric)
         self.index.cp.seed = seed
-        sample = np.random.default_rng(seed).permutation(x.shape[0])[:max(train_size, self.nlist)]
-        self.index.train(x[np.sort(sample)])
-        self.index.add(x)
-        self.settings = tuple(p for p in (1, 2, 4, 8, 16, 32, 64, 128, 256) if p <= self.nlist)
+        sample = np.random.default_rng(seed).permutation(n)[:max(train_size, 39 * self.nlist)]
+        self.index.train(self.vectors[np.sort(sample)])
+        self.index.add(self.vectors)
+        del self.vectors
+        self.settings = tuple(sorted({p for p in (1, 2, 4, 8, 16, 32, 64, 128, 256)
+                                      if p < self.nlist} | {self.nlist}))
 
     def search(self, queries: np.ndarray, k: int, setting: int | None = None) -> np.ndarray:
         import faiss
 
-        params = faiss.SearchParametersIVF(nprobe=setting or 16)
-        return self.index.search(as_float32(queries), k, params=params)[1]
-
-    def memory_bytes(self) -> int:
-        return _faiss_bytes(self.index)
+        return self._search(queries, k, faiss.SearchParametersIVF(nprobe=setting or 16))
 
 
 @contextlib.contextmanager
@@ -482,31 +505,32 @@ class ScannIndex(RetrievalIndex):
     """ScaNN (Guo et al. 2020): k-means tree, anisotropic 4-bit codes, exact re-ordering.
 
     Knob leaves_to_search (of ``num_leaves``, default about sqrt(n)); the ``reorder`` best
-    candidates by quantised score are re-scored exactly. The searcher is single-threaded
-    here (set with ``set_num_threads``) unless ``threads`` says otherwise.
+    candidates by quantised score are re-scored exactly. The tree starts from k-means++ with
+    a fixed ``seed`` (ScaNN's default random start differs from run to run); training and
+    search use ``threads`` threads.
     """
 
     name, knob = "scann", "leaves_to_search"
 
-    def __init__(self, items: np.ndarray, num_leaves: int | None = None, reorder: int = 100,
-                 train_size: int = 100_000, threads: int = 1):
+    def __init__(self, items: np.ndarray, num_leaves: int | None = None, reorder: int = 300,
+                 train_size: int = 100_000, threads: int = 1, seed: int = 0):
         import scann
 
         x = as_float32(items)
         self.num_leaves = num_leaves or max(8, int(math.sqrt(x.shape[0])))
+        config = (scann.scann_ops_pybind.builder(x, 10, "dot_product")
+                  .tree(num_leaves=self.num_leaves,
+                        num_leaves_to_search=max(1, self.num_leaves // 10),
+                        training_sample_size=min(x.shape[0], train_size), random_init=False)
+                  .score_ah(2, anisotropic_quantization_threshold=0.2)
+                  .reorder(reorder).create_config())
+        config = config.replace("partitioning {", f"partitioning {{\n clustering_seed: {seed}", 1)
         with _quiet_stderr():
-            builder = scann.scann_ops_pybind.builder(x, 10, "dot_product")
-            builder.set_n_training_threads(threads)
-            self.searcher = (builder
-                             .tree(num_leaves=self.num_leaves,
-                                   num_leaves_to_search=max(1, self.num_leaves // 10),
-                                   training_sample_size=min(x.shape[0], train_size))
-                             .score_ah(2, anisotropic_quantization_threshold=0.2)
-                             .reorder(reorder).build())
+            self.searcher = scann.scann_ops_pybind.create_searcher(x, config, threads)
             self.searcher.set_num_threads(threads)
         self.reorder = reorder
         self.settings = tuple(sorted({max(1, round(self.num_leaves * f)) for f in
-                                      (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4)}))
+                                      (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 1.0)}))
 
     def search(self, queries: np.ndarray, k: int, setting: int | None = None) -> np.ndarray:
         ids, _ = self.searcher.search_batched(as_float32(queries), final_num_neighbors=k,
@@ -525,6 +549,7 @@ INDEX_KINDS: dict[str, Callable[..., RetrievalIndex]] = {
     "hnsw": HNSWIndex,
     "hnsw-ip": lambda items, **kw: HNSWIndex(items, reduction=False, **kw),
     "ivf": IVFIndex,
+    "ivf-ip": lambda items, **kw: IVFIndex(items, reduction=False, **kw),
     "scann": ScannIndex,
 }
 
@@ -567,16 +592,21 @@ def best_time(fn: Callable[[], object], repeats: int = 5, budget: float = 2.0) -
     return min(times)
 
 
-def per_query_latency(search_one: Callable[[np.ndarray], object], queries: np.ndarray
-                      ) -> np.ndarray:
-    """Wall time (s) of each query searched on its own, as a server answers one request."""
-    times = np.empty(len(queries))
-    for j, query in enumerate(queries):
+def per_query_latency(search_one: Callable[[np.ndarray], object], queries: np.ndarray,
+                      budget: float | None = None, min_queries: int = 20) -> np.ndarray:
+    """Wall time (s) of each query searched on its own, as a server answers one request.
+
+    With a ``budget`` (s) it stops once that much time is spent and ``min_queries`` are done.
+    """
+    times: list[float] = []
+    for query in queries:
         one = query[None, :]
         start = time.perf_counter()
         search_one(one)
-        times[j] = time.perf_counter() - start
-    return times
+        times.append(time.perf_counter() - start)
+        if budget is not None and len(times) >= min_queries and sum(times) > budget:
+            break
+    return np.array(times)
 
 
 def fit_power_law(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray
@@ -599,8 +629,201 @@ def fit_cost_model(n: Sequence[float] | np.ndarray, d: Sequence[float] | np.ndar
             "factor": float(np.exp(coef[0]))}
 
 
-def latency_at_recall(rows: Sequence[dict], target: float, latency: str = "latency_ms",
-                      recall: str = "recall") -> float:
-    """Smallest latency among the settings of one curve that reach ``recall >= target`` (or NaN)."""
-    reaching = [r[latency] for r in rows if r[recall] >= target]
-    return float(min(reaching)) if reaching else float("nan")
+# --------------------------------------------------------------------------------------
+# Summaries of a benchmark run (benchmarks/serving.py writes them, the chapter reads them)
+# --------------------------------------------------------------------------------------
+
+def best_scoring(rows: Sequence[dict]) -> pd.DataFrame:
+    """Fastest variant per (family, n, d, batch): "best of each" backend, with its name."""
+    table = pd.DataFrame(list(rows))
+    fastest = table.loc[table.groupby(["family", "n", "d", "batch"])["seconds_per_user"].idxmin()]
+    return fastest.sort_values(["family", "batch", "d", "n"]).reset_index(drop=True)
+
+
+def cost_ratio(best: pd.DataFrame, numerator: str = "mlp", denominator: str = "dot",
+               batch: int = 1) -> pd.DataFrame:
+    """Per d, the numerator's time over the denominator's at the largest n both were timed at."""
+    sub = best[best["batch"] == batch]
+    top = sub[sub["family"] == numerator].set_index(["d", "n"])["seconds_per_user"]
+    bottom = sub[sub["family"] == denominator].set_index(["d", "n"])["seconds_per_user"]
+    common = top.index.intersection(bottom.index)
+    rows = []
+    for d in sorted({d for d, _ in common}):
+        n = max(n for dd, n in common if dd == d)
+        rows.append({"d": d, "n": n, "ratio": top[(d, n)] / bottom[(d, n)]})
+    return pd.DataFrame(rows)
+
+
+def scoring_fits(best: pd.DataFrame, batch: int = 1, min_n: int = 10_000) -> dict[str, dict]:
+    """Fitted t = c n^a d^b per family on the timings with n >= min_n (fixed overheads aside)."""
+    sub = best[(best["batch"] == batch) & (best["n"] >= min_n)]
+    return {family: {**fit_cost_model(g["n"], g["d"], g["seconds_per_user"]), "points": len(g)}
+            for family, g in sub.groupby("family") if g["d"].nunique() > 1}
+
+
+def latency_vs_n(curves: Sequence[dict], target: float) -> pd.DataFrame:
+    """Per catalog, index and n: the fastest setting with recall >= target (NaN if none does)."""
+    table = pd.DataFrame(list(curves))
+    rows = []
+    for (catalog, index, n), g in table.groupby(["catalog", "index", "n"]):
+        reaching = g[g["recall"] >= target]
+        best = reaching.loc[reaching["latency_ms"].idxmin()] if len(reaching) else None
+        rows.append({"catalog": catalog, "index": index, "n": n,
+                     "latency_ms": np.nan if best is None else best["latency_ms"],
+                     "recall": np.nan if best is None else best["recall"],
+                     "setting": np.nan if best is None else best["setting"]})
+    return pd.DataFrame(rows)
+
+
+def latency_slopes(table: pd.DataFrame, min_n: int = 10_000) -> dict[str, dict[str, float | None]]:
+    """Exponent a of latency ~ n^a per catalog and index (None: fewer than two sizes reached)."""
+    slopes: dict[str, dict[str, float | None]] = {}
+    for (catalog, index), g in table[table["n"] >= min_n].groupby(["catalog", "index"]):
+        g = g.dropna(subset=["latency_ms"])
+        slopes.setdefault(catalog, {})[index] = (
+            fit_power_law(g["n"], g["latency_ms"])[0] if g["n"].nunique() >= 2 else None)
+    return slopes
+
+
+def advice_table(best: pd.DataFrame, at_recall: pd.DataFrame, budgets_ms: Sequence[float],
+                 index_d: int, rerank: int) -> pd.DataFrame:
+    """What fits a latency budget for one request, per catalog size n and dimension d.
+
+    Dot product: exact search (score all n, select 10) if it fits, else the fastest index at
+    the recall target (its latency measured at ``index_d`` and scaled by d / index_d, since
+    each distance costs O(d); marked ~). MLP: exact if it fits, else two-stage -- the index
+    retrieves ``rerank`` candidates, the MLP re-scores them.
+    """
+    one = best[best["batch"] == 1].set_index(["family", "n", "d"])["seconds_per_user"] * 1e3
+    select = best[(best["family"] == "select") & (best["batch"] == 1)].set_index("n")
+    select = select["seconds_per_user"] * 1e3
+    indexes = at_recall[at_recall["index"] != "exact"].dropna(subset=["latency_ms"])
+    fastest_index = indexes.loc[indexes.groupby("n")["latency_ms"].idxmin()].set_index("n")
+    rows = []
+    for n in sorted(set(fastest_index.index) & set(select.index)):
+        for d in sorted(best.loc[best["family"] == "dot", "d"].unique()):
+            if ("dot", n, d) not in one or ("mlp", n, d) not in one:
+                continue
+            exact_dot = one[("dot", n, d)] + select[n]
+            exact_mlp = one[("mlp", n, d)] + select[n]
+            index_ms = fastest_index.loc[n, "latency_ms"] * d / index_d
+            index_name = fastest_index.loc[n, "index"] + ("" if d == index_d else " ~")
+            rerank_ms = one.get(("mlp-rerank", rerank, d), np.nan)
+            row = {"n": n, "d": d}
+            for budget in budgets_ms:
+                dot = "exact" if exact_dot <= budget else (index_name if index_ms <= budget else "-")
+                mlp = ("exact" if exact_mlp <= budget else
+                       "two-stage" if index_ms + rerank_ms <= budget else "-")
+                row[f"{budget:g} ms"] = f"dot: {dot}; MLP: {mlp}"
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------
+# Figures of the chapter "Serving cost" (matplotlib imported only when plotting)
+# --------------------------------------------------------------------------------------
+
+FAMILY_LABELS = {"dot": "dot product", "mlp": "MLP", "neumf": "NeuMF"}
+INDEX_LABELS = {"exact": "exact (brute force)", "hnsw": "faiss HNSW, reduction",
+                "hnsw-ip": "faiss HNSW, inner product", "ivf": "faiss IVF, reduction",
+                "ivf-ip": "faiss IVF, inner product", "scann": "ScaNN"}
+
+
+def _index_style(index: str) -> dict:
+    """One colour per index family, dashed for the inner-product (no reduction) variants."""
+    from .plotting import PALETTE
+
+    colours = {"exact": PALETTE[7], "hnsw": PALETTE[0], "ivf": PALETTE[2], "scann": PALETTE[3]}
+    return {"color": colours[index.removesuffix("-ip")],
+            "linestyle": "--" if index.endswith("-ip") else "-",
+            "label": INDEX_LABELS.get(index, index)}
+
+
+def plot_scoring_vs_n(best: pd.DataFrame, family: str, ax, batch: int = 1, min_n: int = 10_000):
+    """Time per user against n (log-log), one line per d, with the fitted exponent of n."""
+    import matplotlib.pyplot as plt
+
+    sub = best[(best["family"] == family) & (best["batch"] == batch)]
+    dims = sorted(sub["d"].unique())
+    cmap = plt.get_cmap("viridis")
+    for j, d in enumerate(dims):
+        g = sub[sub["d"] == d].sort_values("n")
+        ax.loglog(g["n"], g["seconds_per_user"] * 1e3, "o-", ms=3.5,
+                  color=cmap(j / max(len(dims) - 1, 1)), label=f"d = {d}")
+    fit = scoring_fits(best, batch, min_n).get(family)
+    slope = f" (fit: n^{fit['n_exponent']:.2f} d^{fit['d_exponent']:.2f})" if fit else ""
+    ax.set_title(FAMILY_LABELS.get(family, family) + slope, fontsize=10)
+    ax.set_xlabel("items n")
+    ax.set_ylabel("time to score one user (ms)" if batch == 1 else "time per user (ms)")
+    return ax
+
+
+def plot_scoring_vs_d(best: pd.DataFrame, ax, n: int, batch: int = 1):
+    """Time per user against d at one n (log-log), one line per family, fitted d-exponent."""
+    from .plotting import model_color
+
+    sub = best[(best["n"] == n) & (best["batch"] == batch)]
+    for family in ("dot", "neumf", "mlp"):
+        g = sub[sub["family"] == family].sort_values("d")
+        if len(g) < 2:
+            continue
+        exponent, _ = fit_power_law(g["d"], g["seconds_per_user"])
+        ax.loglog(g["d"], g["seconds_per_user"] * 1e3, "o-", color=model_color(family),
+                  label=f"{FAMILY_LABELS[family]}: ~ d^{exponent:.2f}")
+    ax.set_xticks(sorted(sub["d"].unique()), [str(d) for d in sorted(sub["d"].unique())])
+    ax.set_xlabel("embedding dimension d")
+    ax.set_ylabel(f"time to score one user against n = {n:,} (ms)")
+    ax.legend()
+    return ax
+
+
+def plot_recall_latency(curves: pd.DataFrame, ax, catalog: str, n: int):
+    """Recall@10 against median single-query latency, one curve per index (its knob swept)."""
+    sub = curves[(curves["catalog"] == catalog) & (curves["n"] == n)]
+    for index, g in sub.groupby("index", sort=False):
+        ax.plot(g["latency_ms"], g["recall"], "o" if index == "exact" else ".-", ms=6 if
+                index == "exact" else 5, **_index_style(index))
+    ax.set_xscale("log")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("median latency per query, 1 thread (ms)")
+    ax.set_ylabel("recall@10")
+    ax.set_title(f"{catalog}, n = {n:,}", fontsize=10)
+    return ax
+
+
+def plot_latency_vs_n(at_recall: pd.DataFrame, ax, catalog: str):
+    """Latency at the recall target against n (log-log), one line per index, fitted exponents."""
+    sub = at_recall[at_recall["catalog"] == catalog].dropna(subset=["latency_ms"])
+    slopes = latency_slopes(at_recall[at_recall["catalog"] == catalog]).get(catalog, {})
+    for index, g in sub.groupby("index", sort=False):
+        style = _index_style(index)
+        if slopes.get(index) is not None:
+            style["label"] += f": ~ n^{slopes[index]:.2f}"
+        ax.loglog(g["n"], g["latency_ms"], "o", **{**style, "linestyle": style["linestyle"]})
+    ax.set_xlabel("items n")
+    ax.set_ylabel("median latency per query (ms)")
+    ax.set_title(catalog, fontsize=10)
+    return ax
+
+
+def plot_two_stage(rows: pd.DataFrame, ax_recall, ax_latency, catalog: str, n: int):
+    """Two-stage recall against exact MLP top-10 (left) and latency (right) against candidates."""
+    from .plotting import PALETTE, model_color
+
+    sub = rows[(rows["catalog"] == catalog) & (rows["n"] == n)]
+    stages = sub[sub["method"].str.startswith("two-stage")]
+    for j, (method, g) in enumerate(stages.groupby("method")):
+        ax_recall.semilogx(g["candidates"], g["recall_vs_exact_mlp"], "o-", color=PALETTE[j],
+                           label=method)
+        ax_latency.loglog(g["candidates"], g["latency_ms"], "o-", color=PALETTE[j], label=method)
+    brute = sub[sub["method"].str.startswith("exact MLP")]["latency_ms"]
+    if len(brute):
+        ax_latency.axhline(float(brute.iloc[0]), color=model_color("mlp"), linestyle=":",
+                           label="exact MLP top-10 (brute force)")
+    ax_recall.set_ylim(0, 1.02)
+    ax_recall.set(xlabel="candidates C retrieved by dot product",
+                  ylabel="recall@10 against exact MLP top-10")
+    ax_latency.set(xlabel="candidates C retrieved by dot product",
+                   ylabel="median latency per query (ms)")
+    ax_recall.set_title(f"{catalog}, n = {n:,}", fontsize=10)
+    return ax_recall, ax_latency
