@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -237,6 +238,48 @@ def test_latency_vs_n_picks_the_fastest_setting_that_reaches_the_target():
     table = serving.latency_vs_n(curve, 0.9).set_index("n")
     assert table.loc[100, "latency_ms"] == 0.4 and table.loc[100, "setting"] == 2
     assert np.isnan(table.loc[1000, "latency_ms"])
+
+
+def synthetic_scoring_rows() -> list[dict]:
+    """Timings that follow the O() argument exactly: dot c n d, MLP c n d^2 (two variants)."""
+    rows = []
+    for n in (1_000, 10_000, 100_000):
+        for d in (16, 64):
+            for family, variant, seconds in [("dot", "torch", 1e-9 * n * d),
+                                             ("dot", "numpy", 2e-9 * n * d),
+                                             ("mlp", "cached", 1e-9 * n * d * d),
+                                             ("mlp", "module", 3e-9 * n * d * d)]:
+                rows.append({"family": family, "variant": variant, "n": n, "d": d, "batch": 1,
+                             "seconds": seconds, "seconds_per_user": seconds})
+        rows.append({"family": "select", "variant": "torch.topk", "n": n, "d": 0, "batch": 1,
+                     "seconds": 1e-9 * n, "seconds_per_user": 1e-9 * n})
+    for d in (16, 64):
+        rows.append({"family": "mlp-rerank", "variant": "cached", "n": 200, "d": d, "batch": 1,
+                     "seconds": 1e-9 * 200 * d * d, "seconds_per_user": 1e-9 * 200 * d * d})
+    return rows
+
+
+def test_summaries_of_a_run_follow_its_rows():
+    best = serving.best_scoring(synthetic_scoring_rows())
+    assert set(best.loc[best["family"] == "dot", "variant"]) == {"torch"}  # the faster one
+    assert set(best.loc[best["family"] == "mlp", "variant"]) == {"cached"}
+    ratio = serving.cost_ratio(best).set_index("d")
+    assert ratio.loc[16, "n"] == 100_000 and ratio.loc[64, "ratio"] == pytest.approx(64)
+    fits = serving.scoring_fits(best)
+    assert fits["dot"]["d_exponent"] == pytest.approx(1) and fits["mlp"]["d_exponent"] == pytest.approx(2)
+    at_recall = pd.DataFrame([{"catalog": "c", "index": "hnsw", "n": n, "latency_ms": 0.01 * n ** 0.5,
+                               "recall": 0.95, "setting": 64} for n in (10_000, 100_000)])
+    assert serving.latency_slopes(at_recall)["c"]["hnsw"] == pytest.approx(0.5)
+    advice = serving.advice_table(best, at_recall, [0.5, 5, 5000], index_d=64, rerank=200)
+    advice = advice.set_index(["n", "d"])
+    # n = 10^5, d = 64: exact dot 6.4 + 0.1 ms (selection), MLP 409.6 + 0.1 ms, index 3.16 ms,
+    # re-ranking 200 candidates 0.82 ms; at d = 16 the index is estimated at 3.16 / 4 ms
+    assert advice.loc[(100_000, 64)].to_dict() == {
+        "dot, 0.5 ms": "-", "MLP, 0.5 ms": "-", "dot, 5 ms": "hnsw", "MLP, 5 ms": "two-stage",
+        "dot, 5000 ms": "exact", "MLP, 5000 ms": "exact"}
+    assert advice.loc[(100_000, 16), "dot, 5 ms"] == "exact"
+    assert advice.loc[(100_000, 16), "dot, 0.5 ms"] == "-"  # 0.79 ms estimated
+    assert advice.loc[(100_000, 16), "MLP, 5 ms"] == "two-stage"
 
 
 def test_mlp_costs_more_relative_to_dot_at_larger_d():
