@@ -340,3 +340,29 @@ def test_rescaled_initialisation_starts_from_the_same_outputs(split):
     torch.testing.assert_close(scaled(users, items), plain(users, items))
     with pytest.raises(TypeError, match="GMF"):
         train_variant(split, "MF", 8, 0.0, seed=3, config=config, init_scale=2.0)
+
+
+def test_select_filters_every_given_column():
+    from ncf_vs_mf.regularization import select
+
+    table = pd.DataFrame({"dataset": ["a", "a", "a", "b"], "epochs": [20, 20, 10, 20],
+                          "dim": [64, 32, 64, 64], "reg": [0.0, 0.0, 0.0, 0.0],
+                          "variant": ["GMF", "MF", "GMF", "GMF"]})
+    assert select(table, "a", 20).index.tolist() == [0, 1]
+    assert select(table, "a", 20, dims=[64]).index.tolist() == [0]
+    assert select(table, "a", 20, variants=["MF"], regs=[0.0]).index.tolist() == [1]
+    assert select(table, "a", 20, regs=[1e-4]).empty
+
+
+def test_final_summary_means_over_seeds():
+    from ncf_vs_mf.regularization import final_summary
+
+    runs = pd.DataFrame({"variant": ["GMF", "GMF", "MF"], "reg": [0.0, 0.0, 0.0],
+                         "hr10": [0.5, 0.7, 0.6], "ndcg10": [0.2, 0.4, 0.3],
+                         "norm_p": [1.0, 3.0, 2.0], "norm_q": [1.0, 1.0, 1.0],
+                         "norm_w": [2.0, 4.0, float("nan")]})
+    out = final_summary(runs, ["variant", "reg"]).set_index("variant")
+    assert out.loc["GMF", "hr10"] == pytest.approx(0.6) and out.loc["GMF", "norm_w"] == 3.0
+    assert out.loc["GMF", "seeds"] == 2 and out.loc["MF", "seeds"] == 1
+    assert np.isnan(out.loc["MF", "norm_w"])
+    assert final_summary(runs.iloc[:0], ["variant", "reg"]).empty

@@ -329,9 +329,21 @@ def reproduce_gmf_reg(dataset: str = "ml-100k", variants=VARIANTS, dims=(64,),
 # ----------------------------------------------------------------------------- summaries
 
 
-def final_norms(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Mean final ||P||, ||Q||, ||w|| over seeds per setting (norms vary little across seeds)."""
-    return runs.groupby(by, sort=True)[["norm_p", "norm_q", "norm_w"]].mean().reset_index()
+def select(table: pd.DataFrame, dataset: str, epochs: int, dims=None, regs=None,
+           variants=None) -> pd.DataFrame:
+    """The rows of a result table for one dataset and epoch budget (and d, lambda, variant)."""
+    keep = (table["dataset"] == dataset) & (table["epochs"] == epochs)
+    for column, values in (("dim", dims), ("reg", regs), ("variant", variants)):
+        if values is not None:
+            keep &= table[column].isin(list(values))
+    return table[keep]
+
+
+def final_summary(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Per setting: mean final metrics and ||P||, ||Q||, ||w|| over seeds, and the seed count."""
+    columns = ["hr10", "ndcg10", "norm_p", "norm_q", "norm_w"]
+    groups = runs.groupby(by, sort=True)
+    return groups[columns].mean().assign(seeds=groups.size()).reset_index()
 
 
 def flatness(summary: pd.DataFrame, metric: str = "hr10") -> pd.DataFrame:
