@@ -445,7 +445,7 @@ class HNSWIndex(_FaissANNIndex):
 
     base_name, knob, settings = "hnsw", "efSearch", (10, 16, 32, 64, 128, 256, 512)
 
-    def __init__(self, items: np.ndarray, m: int = 32, ef_construction: int = 64,
+    def __init__(self, items: np.ndarray, m: int = 16, ef_construction: int = 40,
                  reduction: bool = True):
         import faiss
 
@@ -817,6 +817,7 @@ def plot_latency_vs_n(at_recall: pd.DataFrame, ax, catalog: str):
         if slopes.get(index) is not None:
             style["label"] += f": ~ n^{slopes[index]:.2f}"
         ax.loglog(g["n"], g["latency_ms"], marker="o", **style)
+    _plain_log_ticks(ax.yaxis)
     ax.set_xlabel("items n")
     ax.set_ylabel("median latency per query (ms)")
     ax.set_title(catalog, fontsize=10)
