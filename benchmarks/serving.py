@@ -42,7 +42,8 @@ import torch  # noqa: E402
 from ncf_vs_mf import serving  # noqa: E402
 from ncf_vs_mf.data import load_ncf  # noqa: E402
 from ncf_vs_mf.mf import MFConfig, train_mf  # noqa: E402
-from ncf_vs_mf.models import make_similarity, paper_hidden, parameter_count  # noqa: E402
+from ncf_vs_mf.models import (  # noqa: E402
+    make_similarity, mlp_weight_count, ncf_hidden, paper_hidden)
 from ncf_vs_mf.results import atomic_write_text, environment  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results"
@@ -62,13 +63,18 @@ def neumf_mlp_dim(d: int) -> int:
     return 2 * (d // 3)
 
 
-def work_per_pair(family: str, d: int) -> int:
-    """Multiply-adds per (user, item) pair, to skip settings too slow to time (an upper bound)."""
+def work_per_pair(family: str, variant: str, d: int) -> int:
+    """Multiply-adds per (user, item) pair, to skip settings too slow to time.
+
+    The MLP's layers (NeuMF: its MLP part plus the GMF's weighted product); the cached variant
+    skips the first layer, whose two halves are computed once per user and once per item.
+    """
     if family == "dot":
         return d
-    if family == "neumf":
-        return parameter_count("neumf", d, mlp_dim=neumf_mlp_dim(d))
-    return parameter_count("mlp", d)
+    mlp_dim, hidden = ((neumf_mlp_dim(d), ncf_hidden(d // 3)) if family == "neumf"
+                       else (d, paper_hidden(d)))
+    total = mlp_weight_count(mlp_dim, hidden) + hidden[-1] + (d - mlp_dim)
+    return total - (2 * mlp_dim * hidden[0] if variant == "cached" else 0)
 
 
 def scorers(d: int, items: np.ndarray) -> dict[tuple[str, str], Callable[[np.ndarray], object]]:
@@ -97,8 +103,8 @@ def scoring_rows(ns: Sequence[int], dims: Sequence[int], batches: Sequence[int],
         for n in ns:
             for (family, variant), score in scorers(d, items[:n]).items():
                 for batch in batches:
-                    if batch * n * work_per_pair(family, d) > (max_work if batch == 1
-                                                                else max_batch_work):
+                    if batch * n * work_per_pair(family, variant, d) > (
+                            max_work if batch == 1 else max_batch_work):
                         continue
                     seconds = serving.best_time(lambda: score(users[:batch]), repeats=5, budget=1.0)
                     rows.append({"family": family, "variant": variant, "n": n, "d": d,
