@@ -747,9 +747,11 @@ def _index_style(index: str) -> dict:
 
 
 def _plain_log_ticks(axis) -> None:
-    """Label a log axis at its decades only (minor labels like 2x10^-2 would overlap)."""
-    from matplotlib.ticker import NullFormatter
+    """Label a log axis at 1, 2, 5 times powers of ten as plain numbers (0.02, not 2x10^-2)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     axis.set_minor_formatter(NullFormatter())
 
 
@@ -776,7 +778,7 @@ def plot_scoring_vs_d(best: pd.DataFrame, ax, n: int, batch: int = 1):
     """Time per user against d at one n (log-log), one line per family, fitted d-exponent."""
     from .plotting import model_color
 
-    sub = best[(best["n"] == n) & (best["batch"] == batch)]
+    sub = best[(best["n"] == n) & (best["batch"] == batch) & best["family"].isin(FAMILY_LABELS)]
     for family in ("dot", "neumf", "mlp"):
         g = sub[sub["family"] == family].sort_values("d")
         if len(g) < 2:
@@ -784,9 +786,33 @@ def plot_scoring_vs_d(best: pd.DataFrame, ax, n: int, batch: int = 1):
         exponent, _ = fit_power_law(g["d"], g["seconds_per_user"])
         ax.loglog(g["d"], g["seconds_per_user"] * 1e3, "o-", color=model_color(family),
                   label=f"{FAMILY_LABELS[family]}: ~ d^{exponent:.2f}")
-    ax.set_xticks(sorted(sub["d"].unique()), [str(d) for d in sorted(sub["d"].unique())])
-    ax.set_xlabel("embedding dimension d")
+    _dimension_ticks(ax, sub["d"])
     ax.set_ylabel(f"time to score one user against n = {n:,} (ms)")
+    ax.legend()
+    return ax
+
+
+def _dimension_ticks(ax, dims) -> None:
+    """The measured dimensions as the only labels of a log x axis."""
+    from matplotlib.ticker import NullFormatter
+
+    dims = sorted(set(int(d) for d in dims))
+    ax.set_xticks(dims, [str(d) for d in dims])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("embedding dimension d")
+
+
+def plot_cost_ratio(best: pd.DataFrame, ax, batch: int = 1):
+    """How many times the MLP's and NeuMF's scoring time the dot product's is, against d."""
+    from .plotting import model_color
+
+    for family, marker in (("mlp", "o-"), ("neumf", "s-")):
+        ratio = cost_ratio(best, family, "dot", batch)
+        ax.loglog(ratio["d"], ratio["ratio"], marker, color=model_color(family),
+                  label=f"{FAMILY_LABELS[family]} / dot product")
+    _dimension_ticks(ax, best.loc[best["family"] == "mlp", "d"])
+    _plain_log_ticks(ax.yaxis)
+    ax.set_ylabel("time ratio, one user")
     ax.legend()
     return ax
 
