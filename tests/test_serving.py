@@ -121,6 +121,13 @@ def test_cheapest_settings_lose_recall_on_the_hard_catalog():
     assert recalls[0] < 0.5 and recalls[-1] > 0.9
 
 
+def test_seeded_scann_builds_the_same_index_twice(catalog):
+    users, items = catalog
+    found = [serving.build_index("scann", items, num_leaves=20, seed=3)[0].search(users, 10, 2)
+             for _ in range(2)]
+    np.testing.assert_array_equal(found[0], found[1])
+
+
 def test_reduction_helps_ivf_when_norms_are_skewed():
     users, items = serving.trained_like_catalog(5000, 100, 16, norm_spread=0.5, seed=2)
     exact = serving.exact_top_k(users, items)
