@@ -37,7 +37,8 @@ import shlex
 import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -49,6 +50,9 @@ from .data import LeaveOneOutSplit
 from .models import DotSimilarity, EmbeddingModel, GMFSimilarity
 from .ncf_training import FitResult, NCFConfig, NegativeSampler, fit, l2_penalty
 from .results import RESULTS_DIR, Invocation, ResultTable
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = [
     "VARIANTS",
@@ -62,12 +66,20 @@ __all__ = [
     "balance",
     "symmetry_residual",
     "train_variant",
+    "grid_cells",
+    "run_grid",
     "reproduce_gmf_reg",
+    "select",
+    "final_summary",
+    "flatness",
+    "plot_norms",
+    "plot_metric_vs_reg",
     "add_subcommands",
 ]
 
 VARIANTS = ("GMF", "GMF-reg-w", "GMF-absorbed", "MF")
 RESULTS = RESULTS_DIR / "gmf_regularization"
+LAMBDA_GRID = (0.0, 1e-7, 1e-6, 1e-5, 3e-5, 1e-4)  # the committed sweep (Keras-style lambda)
 KEY = ["dataset", "variant", "dim", "reg", "seed", "epochs", "lr", "batch_size", "negatives",
        "init_std"]
 
@@ -259,7 +271,8 @@ def _train_cell(cell: dict[str, Any], data_dir: str | None) -> tuple[dict, list[
     return row, curve
 
 
-def grid_cells(dataset: str, variants, dims, regs, seeds, config: NCFConfig) -> list[dict]:
+def grid_cells(dataset: str, variants: Sequence[str], dims: Sequence[int], regs: Sequence[float],
+               seeds: Sequence[int], config: NCFConfig) -> list[dict]:
     """One cell per (seed, variant, reg, dim): the key of its future result row."""
     for variant in variants:
         _check_variant(variant)
@@ -291,8 +304,10 @@ def run_grid(cells: list[dict], runs: ResultTable, curves: ResultTable, invocati
     return len(todo)
 
 
-def reproduce_gmf_reg(dataset: str = "ml-100k", variants=VARIANTS, dims=(64,),
-                      regs=(0.0, 1e-6, 1e-5, 1e-4, 1e-3), seeds=(0, 1), epochs: int = 20,
+def reproduce_gmf_reg(dataset: str = "ml-100k", variants: Sequence[str] = VARIANTS,
+                      dims: Sequence[int] = (64,),
+                      regs: Sequence[float] = LAMBDA_GRID,
+                      seeds: Sequence[int] = (0, 1, 2), epochs: int = 20,
                       lr: float = 0.001, batch_size: int = 256, negatives: int = 4,
                       init_std: float = 0.01, jobs: int = 1, data_dir: str | None = None,
                       out: str | os.PathLike = RESULTS, command: str | None = None) -> pd.DataFrame:
@@ -329,8 +344,9 @@ def reproduce_gmf_reg(dataset: str = "ml-100k", variants=VARIANTS, dims=(64,),
 # ----------------------------------------------------------------------------- summaries
 
 
-def select(table: pd.DataFrame, dataset: str, epochs: int, dims=None, regs=None,
-           variants=None) -> pd.DataFrame:
+def select(table: pd.DataFrame, dataset: str, epochs: int, dims: Sequence[int] | None = None,
+           regs: Sequence[float] | None = None,
+           variants: Sequence[str] | None = None) -> pd.DataFrame:
     """The rows of a result table for one dataset and epoch budget (and d, lambda, variant)."""
     keep = (table["dataset"] == dataset) & (table["epochs"] == epochs)
     for column, values in (("dim", dims), ("reg", regs), ("variant", variants)):
@@ -363,7 +379,8 @@ NORM_LABELS = {"norm_p": "$\\|P\\|_F$ (users)", "norm_q": "$\\|Q\\|_F$ (items)",
                "norm_w": "$\\|\\mathbf{w}\\|$"}
 
 
-def plot_norms(curves: pd.DataFrame, norm: str, ax=None, floor: float = 1e-6):
+def plot_norms(curves: pd.DataFrame, norm: str, ax: Axes | None = None,
+               floor: float = 1e-6) -> Axes:
     """One norm against epoch, a line per lambda (mean over seeds), log scale from ``floor``.
 
     Norms below ``floor`` (collapsed runs reach exactly 0) are drawn at ``floor``.
@@ -377,7 +394,7 @@ def plot_norms(curves: pd.DataFrame, norm: str, ax=None, floor: float = 1e-6):
     return ax
 
 
-def plot_metric_vs_reg(summary: pd.DataFrame, metric: str, ax=None):
+def plot_metric_vs_reg(summary: pd.DataFrame, metric: str, ax: Axes | None = None) -> Axes:
     """A metric against lambda, one line per variant with its 95% band over seeds.
 
     ``summary`` comes from ``summaries.over_seeds(runs, ["variant", "reg"])``; lambda = 0 is
@@ -444,9 +461,9 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--dims", type=int, nargs="+", default=[64],
                         help="embedding dimensions d (MF: counting the bias coordinate)")
-    parser.add_argument("--regs", type=float, nargs="+", default=[0.0, 1e-6, 1e-5, 1e-4, 1e-3],
+    parser.add_argument("--regs", type=float, nargs="+", default=list(LAMBDA_GRID),
                         help="L2 coefficients lambda (Keras-style, per batch, whole tables)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--lr", type=float, default=0.001, help="Adam learning rate")
     parser.add_argument("--batch-size", type=int, default=256)
