@@ -7,6 +7,7 @@ import stat
 import pandas as pd
 import pytest
 
+from ncf_vs_mf import summaries
 from ncf_vs_mf.reproduce import reproduce_mf
 from ncf_vs_mf.results import Invocation, ResultTable, atomic_write_text
 
@@ -76,7 +77,6 @@ def test_grid_resumes_and_skips_finished_cells(tmp_path):
 
 
 def test_summaries_over_seeds_and_versus_published():
-    from ncf_vs_mf import summaries
 
     runs = pd.DataFrame({"model": "MF", "dim": [16, 16, 16, 32], "hr10": [0.5, 0.6, 0.7, 0.8],
                          "ndcg10": [0.3, 0.3, 0.3, 0.4]})
@@ -93,3 +93,13 @@ def test_summaries_over_seeds_and_versus_published():
     assert diff[["model", "dim"]].values.tolist() == [["MLP", 16], ["NeuMF", 32]]
     assert diff["hr10_diff"].tolist() == pytest.approx([0.05, 0.1])
     assert diff["hr10_beyond_ci"].tolist() == [False, False]  # 0.05 < 0.248; NaN interval
+
+
+def test_rank_of_choice_finds_best_cell_and_rank_of_the_choice():
+    grid = pd.DataFrame({"lr": [0.001, 0.002, 0.003], "reg": [0.005] * 3,
+                         "hr10": [0.70, 0.75, 0.78], "ndcg10": [0.40, 0.45, 0.47]})
+    row = summaries.rank_of_choice(grid, {"lr": 0.002, "reg": 0.005})
+    assert row["cells"] == 3 and row["best lr"] == 0.003 and row["best HR@10"] == 0.78
+    assert row["choice: rank"] == 2 and row["choice: NDCG@10"] == 0.45
+    missing = summaries.rank_of_choice(grid, {"lr": 0.01, "reg": 0.005})
+    assert missing["choice: rank"] is None

@@ -48,3 +48,23 @@ def versus_published(ours: pd.DataFrame, published: pd.DataFrame,
         rows[f"{metric}_diff"] = merged[metric] - merged[f"{metric}_published"]
         rows[f"{metric}_beyond_ci"] = rows[f"{metric}_diff"].abs() > merged[f"{metric}_ci95"]
     return rows.sort_values(["model", "dim"]).reset_index(drop=True)
+
+
+def rank_of_choice(grid: pd.DataFrame, choice: dict[str, float], metric: str = "hr10",
+                   label: str = "choice") -> dict:
+    """Best cell of a tuning grid and the rank (1 = best, by ``metric``) of the chosen cell.
+
+    ``choice`` maps column names to the chosen values (e.g. the paper's lr and reg); the rank
+    and metrics of the choice are None when the grid did not run it.
+    """
+    ordered = grid.sort_values(metric, ascending=False).reset_index(drop=True)
+    best = ordered.iloc[0]
+    chosen = ordered[np.logical_and.reduce([ordered[k] == v for k, v in choice.items()])]
+    found = len(chosen) > 0
+    row = {"cells": len(ordered)}
+    row.update({f"best {k}": best[k] for k in choice})
+    row.update({"best HR@10": best["hr10"], "best NDCG@10": best["ndcg10"],
+                f"{label}: rank": int(chosen.index[0]) + 1 if found else None,
+                f"{label}: HR@10": chosen["hr10"].iloc[0] if found else None,
+                f"{label}: NDCG@10": chosen["ndcg10"].iloc[0] if found else None})
+    return row
