@@ -77,7 +77,6 @@ def test_grid_resumes_and_skips_finished_cells(tmp_path):
 
 
 def test_summaries_over_seeds_and_versus_published():
-
     runs = pd.DataFrame({"model": "MF", "dim": [16, 16, 16, 32], "hr10": [0.5, 0.6, 0.7, 0.8],
                          "ndcg10": [0.3, 0.3, 0.3, 0.4]})
     table = summaries.over_seeds(runs, ["model", "dim"])
