@@ -102,3 +102,34 @@ def test_rank_of_choice_finds_best_cell_and_rank_of_the_choice():
     assert row["choice: rank"] == 2 and row["choice: NDCG@10"] == 0.45
     missing = summaries.rank_of_choice(grid, {"lr": 0.01, "reg": 0.005})
     assert missing["choice: rank"] is None
+
+
+def test_ncf_summaries_separate_honest_and_test_selected_epochs():
+    runs = pd.DataFrame({
+        "dataset": "ml-1m", "model": ["MLP", "MLP", "NeuMF-pretrained"], "predictive_factor": [8, 8, 32],
+        "dim": [16, 16, 96], "seed": [0, 1, 0], "hr10": [0.60, 0.64, 0.70],
+        "ndcg10": [0.35, 0.37, 0.42], "hr10_test_selected": [0.63, 0.65, 0.70],
+        "ndcg10_test_selected": [0.36, 0.37, 0.43]})
+    table = summaries.ncf_over_seeds(runs)
+    mlp = table[table["model"] == "MLP"].iloc[0]
+    assert mlp["seeds"] == 2 and mlp["hr10"] == pytest.approx(0.62)
+    assert mlp["hr10_ncf_rule"] == pytest.approx(0.64)
+    assert mlp["hr10_inflation"] == pytest.approx(0.02)  # mean of 0.03 and 0.01
+    # sd of (0.03, 0.01) = 0.014142; t(0.975, 1) = 12.7062: half-width 12.7062 * 0.01 = 0.127062
+    assert mlp["hr10_inflation_ci95"] == pytest.approx(0.127062, rel=1e-4)
+    assert table["model"].tolist() == ["MLP", "NeuMF (pre-trained)"]  # the published names
+    published = pd.DataFrame({"dataset": "ml-1m", "model": ["MLP", "NeuMF (pre-trained)", "MLP"],
+                              "embedding_dim": [16, 96, 32], "hr10": [0.671, 0.726, 0.684],
+                              "ndcg10": [0.399, 0.445, 0.410]})
+    diff = summaries.ncf_versus_published(table, published)
+    assert diff[["model", "dim"]].values.tolist() == [["MLP", 16], ["NeuMF (pre-trained)", 96]]
+    assert diff["hr10_diff"].tolist() == pytest.approx([0.62 - 0.671, 0.70 - 0.726])
+    assert diff["ndcg10_diff_ncf_rule"].tolist() == pytest.approx([0.365 - 0.399, 0.43 - 0.445])
+    mf = pd.DataFrame({"model": "MF", "dim": [16, 96], "hr10": [0.69, 0.73],
+                       "hr10_ci95": [0.001, 0.001], "ndcg10": [0.41, 0.45],
+                       "ndcg10_ci95": [0.001, 0.001]})
+    versus = summaries.versus_published(mf, table.rename(columns={"dim": "embedding_dim"}),
+                                        label="ncf")
+    assert versus["hr10_ncf"].tolist() == pytest.approx([0.62, 0.70])
+    assert versus["hr10_diff"].tolist() == pytest.approx([0.07, 0.03])
+    assert versus["hr10_beyond_ci"].tolist() == [True, True]

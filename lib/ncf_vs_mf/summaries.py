@@ -31,21 +31,22 @@ def over_seeds(runs: pd.DataFrame, by: list[str], metrics=("hr10", "ndcg10")) ->
 
 
 def versus_published(ours: pd.DataFrame, published: pd.DataFrame,
-                     metrics=("hr10", "ndcg10")) -> pd.DataFrame:
+                     metrics=("hr10", "ndcg10"), label: str = "published") -> pd.DataFrame:
     """Our mean minus each published model at the embedding dimensions both have.
 
     ``ours`` comes from :func:`over_seeds` (columns dim, <metric>, <metric>_ci95); ``published``
-    from ``published.ncf_curves()``. A positive difference means our model scores higher; the
+    from ``published.ncf_curves()`` (or any table with model, embedding_dim and the metrics;
+    ``label`` names its columns). A positive difference means our model scores higher; the
     interval column says whether zero lies outside our 95% interval.
     """
     ours = ours.drop(columns=[c for c in ("dataset", "model") if c in ours.columns])
     merged = published.merge(ours, left_on="embedding_dim", right_on="dim",
-                             suffixes=("_published", ""))
+                             suffixes=(f"_{label}", ""))
     rows = merged[["model", "dim"]].copy()
     for metric in metrics:
         rows[f"{metric}_ours"] = merged[metric]
-        rows[f"{metric}_published"] = merged[f"{metric}_published"]
-        rows[f"{metric}_diff"] = merged[metric] - merged[f"{metric}_published"]
+        rows[f"{metric}_{label}"] = merged[f"{metric}_{label}"]
+        rows[f"{metric}_diff"] = merged[metric] - merged[f"{metric}_{label}"]
         rows[f"{metric}_beyond_ci"] = rows[f"{metric}_diff"].abs() > merged[f"{metric}_ci95"]
     return rows.sort_values(["model", "dim"]).reset_index(drop=True)
 
@@ -68,3 +69,45 @@ def rank_of_choice(grid: pd.DataFrame, choice: dict[str, float], metric: str = "
                 f"{label}: HR@10": chosen["hr10"].iloc[0] if found else None,
                 f"{label}: NDCG@10": chosen["ndcg10"].iloc[0] if found else None})
     return row
+
+
+# Our names of NCF's models (``ncf_training.MODELS``) as the published tables name them.
+NCF_MODEL_NAMES = {"GMF": "GMF", "MLP": "MLP", "NeuMF": "NeuMF (no pre-training)",
+                   "NeuMF-pretrained": "NeuMF (pre-trained)",
+                   "NeuMF-pretrained-adam": "NeuMF (pre-trained, Adam fine-tuning)"}
+
+
+def ncf_over_seeds(runs: pd.DataFrame) -> pd.DataFrame:
+    """Our NCF runs (``ncf_runs.csv``) per model and d, with the published model names.
+
+    Beside the honest metrics (epoch chosen on the validation split: hr10, ndcg10) stand, from
+    the same runs, what NCF's rule (best epoch on the test set) reports (<metric>_ncf_rule) and
+    by how much it inflates the honest number (<metric>_inflation), each with its 95% interval.
+    """
+    tidy = runs.assign(model=runs["model"].map(NCF_MODEL_NAMES))
+    for metric in ("hr10", "ndcg10"):
+        tidy[f"{metric}_ncf_rule"] = tidy[f"{metric}_test_selected"]
+        tidy[f"{metric}_inflation"] = tidy[f"{metric}_test_selected"] - tidy[metric]
+    metrics = [f"{m}{suffix}" for suffix in ("", "_ncf_rule", "_inflation")
+               for m in ("hr10", "ndcg10")]
+    return over_seeds(tidy, ["dataset", "model", "predictive_factor", "dim"], metrics)
+
+
+def ncf_versus_published(ours: pd.DataFrame, published: pd.DataFrame,
+                         metrics=("hr10", "ndcg10")) -> pd.DataFrame:
+    """Our NCF models against the same model as He et al. published it, at the same d.
+
+    ``ours`` comes from :func:`ncf_over_seeds`. Columns per metric: ours (epoch chosen on the
+    validation split), ours under NCF's rule (best test epoch), published, and ours minus
+    published for both.
+    """
+    merged = ours.merge(published, left_on=["dataset", "model", "dim"],
+                        right_on=["dataset", "model", "embedding_dim"], suffixes=("", "_published"))
+    rows = merged[["model", "dim", "seeds"]].copy()
+    for metric in metrics:
+        rows[f"{metric}_ours"] = merged[metric]
+        rows[f"{metric}_ours_ncf_rule"] = merged[f"{metric}_ncf_rule"]
+        rows[f"{metric}_published"] = merged[f"{metric}_published"]
+        rows[f"{metric}_diff"] = merged[metric] - merged[f"{metric}_published"]
+        rows[f"{metric}_diff_ncf_rule"] = merged[f"{metric}_ncf_rule"] - merged[f"{metric}_published"]
+    return rows.sort_values(["model", "dim"]).reset_index(drop=True)
