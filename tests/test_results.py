@@ -35,6 +35,30 @@ def test_rows_must_carry_the_key(tmp_path):
         table.append([{"model": "MF"}], Invocation("c", {}, {}))
 
 
+def _append_rows(path: str, writer: int, count: int) -> None:
+    """Worker of the concurrency test: ``count`` single-row appends, each its own invocation."""
+    table = ResultTable(path, ["writer", "i"])
+    for i in range(count):
+        table.append([{"writer": writer, "i": i}], Invocation("test", {}, {}))
+
+
+def test_concurrent_writers_lose_no_rows(tmp_path):
+    import multiprocessing
+
+    path = str(tmp_path / "t.csv")
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_append_rows, args=(path, w, 15)) for w in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    table = ResultTable(path, ["writer", "i"])
+    rows = table.read()
+    assert sorted(zip(rows["writer"], rows["i"])) == [(w, i) for w in range(3) for i in range(15)]
+    assert len(table.provenance()) == 45  # every invocation's record kept too
+
+
 def test_atomic_write_leaves_no_temporary_files(tmp_path):
     atomic_write_text(tmp_path / "a.txt", "hello\n")
     atomic_write_text(tmp_path / "a.txt", "again\n")

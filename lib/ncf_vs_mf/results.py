@@ -5,6 +5,8 @@ record per invocation of the command that added rows (command, parameters, commi
 library versions, machine, start time, duration). Each row names its invocation in a ``run_id``
 column. Rows are appended by rewriting the file to a temporary name and renaming it, so an
 interrupted run never leaves a half-written table, and a rerun skips the settings already done.
+Appends hold an exclusive lock on the table's folder (POSIX ``flock``), so several processes may
+add rows to the same table at once without losing any.
 """
 
 from __future__ import annotations
@@ -18,10 +20,16 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
+
+try:
+    import fcntl
+except ImportError:  # not POSIX (Windows): one writer per table, as before
+    fcntl = None
 
 import pandas as pd
 
@@ -47,6 +55,21 @@ def atomic_write_text(path: Path, text: str) -> None:
             os.unlink(tmp.name)
             raise
     os.replace(tmp.name, path)
+
+
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (blocking): writers of its tables take turns."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def _umask() -> int:
@@ -160,9 +183,10 @@ class ResultTable:
         if missing:
             raise ValueError(f"rows for {self.path} lack key columns {missing}")
         new = pd.DataFrame([{**row, "run_id": invocation.run_id} for row in rows])
-        table = pd.concat([self.read(), new], ignore_index=True) if self.path.exists() else new
-        atomic_write_csv(self.path, table)
-        self._record(invocation)
+        with folder_lock(self.path.parent):
+            table = pd.concat([self.read(), new], ignore_index=True) if self.path.exists() else new
+            atomic_write_csv(self.path, table)
+            self._record(invocation)
 
     def _record(self, invocation: Invocation) -> None:
         records = self.provenance()
