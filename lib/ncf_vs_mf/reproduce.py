@@ -5,8 +5,9 @@ dimensions and seeds and appends one row per finished run to ``results/<chapter>
 (with its learning curve in ``mf_curves.csv``); ``reproduce mf-tuning`` does the same on the
 tuning split carved from the training file (Appendix A.2); ``reproduce ncf`` trains NCF's own
 GMF, MLP and NeuMF (``ncf_training``) with the epoch selected on that tuning split, into
-``ncf_runs.csv`` and ``ncf_curves.csv``. Finished cells are skipped on a rerun, so an
-interrupted grid resumes where it stopped.
+``ncf_runs.csv`` and ``ncf_curves.csv``; ``reproduce mlp-dot`` trains the MLPs of Section 4
+on synthetic dot-product data (``dot_learning``) into ``results/mlp_dot/``. Finished cells are
+skipped on a rerun, so an interrupted grid resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -190,6 +191,14 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
                     "selected on the tuning split (plus NCF's best-test-epoch numbers)")
     _add_ncf_arguments(ncf)
     ncf.set_defaults(func=_ncf_command)
+    mlp_dot = experiments.add_parser(
+        "mlp-dot", help="Section 4 / Figure 3: how well an MLP learns a dot product",
+        description="Generate synthetic dot-product data (M users, M items, 100 M pairs) and "
+                    "train the [4h, 2h, h] MLP on it for every d, M, h/d and seed, cheapest "
+                    "cells first; record the approximation error RMSE(MLP) - RMSE(dot) on the "
+                    "test and fresh sets and each cell's wall-clock seconds. Resumable.")
+    _add_mlp_dot_arguments(mlp_dot)
+    mlp_dot.set_defaults(func=_mlp_dot_command)
 
 
 # ----------------------------------------------------------------------------- NCF's models
@@ -400,3 +409,50 @@ def _add_ncf_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batches", type=int, default=0,
                         help="truncate every epoch to this many batches (smoke tests only)")
     _add_common_arguments(parser, "jobs")
+
+
+# ----------------------------------------------------------------------------- Section 4
+
+
+def _mlp_dot_command(args: argparse.Namespace) -> int:
+    from .cli import UsageError
+    from .dot_learning import reproduce_mlp_dot
+
+    if (args.repeats is not None and args.repeats < 1) or args.max_cells < 0:
+        raise UsageError(f"--repeats must be >= 1 (got {args.repeats}) and --max-cells >= 0 "
+                         f"(got {args.max_cells})")
+    seeds = args.seeds if args.seeds is not None else list(range(args.repeats or 5))
+    try:
+        reproduce_mlp_dot(args.dims, args.users, args.widths, seeds, args.epochs, args.lr,
+                          args.batch_size, args.device, args.threads, args.jobs,
+                          args.max_cells or None, args.out,
+                          command="ncf-vs-mf " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    except ValueError as error:  # bad settings: raised before any cell trains
+        raise UsageError(f"mlp-dot: {error}") from None
+    return 0
+
+
+def _add_mlp_dot_arguments(parser: argparse.ArgumentParser) -> None:
+    from .dot_learning import DIMS, RESULTS, USERS, WIDTHS
+
+    parser.add_argument("--dims", type=int, nargs="+", default=list(DIMS),
+                        help="embedding dimensions d")
+    parser.add_argument("--users", type=int, nargs="+", default=list(USERS),
+                        help="numbers of users M (= items N), each with 100 M pairs")
+    parser.add_argument("--widths", type=float, nargs="+", default=list(WIDTHS),
+                        help="h as a multiple of d (hidden layers [4h, 2h, h])")
+    repetitions = parser.add_mutually_exclusive_group()
+    repetitions.add_argument("--seeds", type=int, nargs="+", default=None,
+                             help="seeds of the repetitions (default: 0 1 2 3 4)")
+    repetitions.add_argument("--repeats", type=int, default=None,
+                             help="repetitions: seeds 0 .. N-1")
+    parser.add_argument("--epochs", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=0.001, help="Adam learning rate")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="cells trained in parallel processes")
+    parser.add_argument("--max-cells", type=int, default=0,
+                        help="train at most this many unfinished cells, cheapest first (0: all)")
+    parser.add_argument("--out", default=str(RESULTS), help="folder of the result tables")

@@ -1,0 +1,439 @@
+"""Section 4: the synthetic dot-product data, the MLP learner, the grid and its summaries."""
+
+from __future__ import annotations
+
+import math
+import tracemalloc
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from ncf_vs_mf import cli  # noqa: E402
+from ncf_vs_mf import dot_learning as dl  # noqa: E402
+from ncf_vs_mf.models import parameter_count  # noqa: E402
+from ncf_vs_mf.results import ResultTable  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+@pytest.fixture(scope="module")
+def small():
+    return dl.generate(4, 300, seed=0, fresh_pairs=3000)
+
+
+def _keys(pairs: dl.Pairs, n_items: int) -> np.ndarray:
+    return pairs.users.astype(np.int64) * n_items + pairs.items
+
+
+# ----------------------------------------------------------------------------- the data
+
+
+def test_sigma_emb_by_hand():
+    # (1.13^2 - 0.85^2) / 4 = 0.5544 / 4 = 0.1386; 0.1386^(1/4) = 0.610156...
+    assert dl.sigma_emb(4) == pytest.approx(0.610156, abs=1e-6)
+    for d in (1, 16, 128):  # Var(y) = d sigma^4 + 0.85^2 = 1.13^2
+        assert d * dl.sigma_emb(d) ** 4 + 0.85 ** 2 == pytest.approx(1.13 ** 2, rel=1e-12)
+    with pytest.raises(ValueError, match="d must be an integer >= 1"):
+        dl.sigma_emb(0)
+
+
+def test_hidden_width():
+    assert [dl.hidden_width(16, w) for w in (0.5, 1.0, 2.0)] == [8, 16, 32]
+    with pytest.raises(ValueError, match="even d"):
+        dl.hidden_width(5, 0.5)
+    with pytest.raises(ValueError, match="whole number >= 1"):
+        dl.hidden_width(4, 0.0)
+
+
+def test_rmse_by_hand():
+    assert dl.rmse(np.array([1.0, 2.0, 3.0]), np.array([1.0, 0.0, 0.0])) == pytest.approx(
+        math.sqrt(13 / 3), rel=1e-15)
+    with pytest.raises(ValueError, match="no predictions"):
+        dl.rmse(np.array([]), np.array([]))
+
+
+def test_baselines_by_hand():
+    p = np.array([[1, 0], [0, 2]], dtype=np.float32)
+    q = np.array([[1, 1], [3, 0]], dtype=np.float32)
+    users, items = np.array([0, 1], dtype=np.int32), np.array([1, 0], dtype=np.int32)
+    pairs = dl.Pairs(p, q, users, items, np.array([4.0, 2.0], dtype=np.float32))
+    # dots: <p0, q1> = 3, <p1, q0> = 2; residuals 1 and 0
+    assert dl.baseline_rmse(pairs) == pytest.approx({"zero": math.sqrt(10), "dot": math.sqrt(0.5)})
+
+
+@pytest.mark.parametrize("d", [4, 16])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_baseline_rmses_match_the_netflix_scale(d, seed):
+    """Within 4 standard errors of 1.13 and 0.85, the errors derived from the sample sizes."""
+    n_users = 1000
+    data = dl.generate(d, n_users, seed, fresh_pairs=20_000)
+    for name in ("train", "test", "fresh"):
+        pairs = getattr(data, name)
+        base = dl.baseline_rmse(pairs)
+        se = dl.baseline_standard_errors(d, len(pairs), None if name == "fresh" else n_users)
+        assert abs(base["zero"] - 1.13) < 4 * se["zero"], (name, base, se)
+        assert abs(base["dot"] - 0.85) < 4 * se["dot"], (name, base, se)
+        assert se["zero"] < 0.03 and se["dot"] < 0.01  # the check is not vacuous
+
+
+def test_standard_errors_describe_the_spread_over_seeds():
+    """Over 40 datasets the RMSEs spread as baseline_standard_errors says (within 50%)."""
+    d, n_users = 4, 150
+    stats = pd.DataFrame([{f"{name}_{k}": v for name in ("test", "fresh")
+                           for k, v in dl.baseline_rmse(getattr(data, name)).items()}
+                          for data in (dl.generate(d, n_users, s, fresh_pairs=2000)
+                                       for s in range(40))])
+    for name, n, users in (("test", 1500, n_users), ("fresh", 2000, None)):
+        se = dl.baseline_standard_errors(d, n, users)
+        for k in ("zero", "dot"):
+            assert 0.5 * se[k] < stats[f"{name}_{k}"].std() < 1.5 * se[k], (name, k)
+
+
+def test_sizes_split_and_fresh_embeddings(small):
+    assert (len(small.train), len(small.test), len(small.fresh)) == (27_000, 3_000, 3_000)
+    assert small.train.p is small.test.p and small.train.q is small.test.q
+    assert small.fresh.p.shape == (3000, 4) and small.fresh.p is not small.train.p
+    for pairs in (small.train, small.test, small.fresh):
+        assert pairs.users.dtype == np.int32 and pairs.items.dtype == np.int32
+        assert pairs.labels.dtype == np.float32 and pairs.p.dtype == np.float32
+
+
+def test_pairs_are_distinct_and_train_test_disjoint(small):
+    train, test = _keys(small.train, 300), _keys(small.test, 300)
+    everything = np.concatenate([train, test])
+    assert np.unique(everything).size == everything.size
+    assert np.intersect1d(train, test).size == 0
+    assert small.train.users.max() < 300 and small.train.items.max() < 300
+
+
+def test_labels_are_the_dot_product_plus_noise(small):
+    pairs = small.test
+    dots = np.einsum("ij,ij->i", pairs.p[pairs.users].astype(np.float64),
+                     pairs.q[pairs.items].astype(np.float64))
+    noise = pairs.labels - dots
+    assert abs(noise.mean()) < 4 * 0.85 / math.sqrt(noise.size)
+    assert noise.std() == pytest.approx(0.85, rel=0.05)
+    assert np.corrcoef(noise, dots)[0, 1] == pytest.approx(0.0, abs=0.08)
+
+
+def test_same_seed_same_data_other_seed_other_data(small):
+    again = dl.generate(4, 300, seed=0, fresh_pairs=3000)
+    other = dl.generate(4, 300, seed=1, fresh_pairs=3000)
+    for name in ("train", "test", "fresh"):
+        for array in ("p", "q", "users", "items", "labels"):
+            assert np.array_equal(getattr(getattr(small, name), array),
+                                  getattr(getattr(again, name), array))
+        assert not np.array_equal(getattr(small, name).labels, getattr(other, name).labels)
+    assert not np.array_equal(small.train.p, other.train.p)
+    assert not np.array_equal(small.train.users, other.train.users)
+
+
+def test_generation_at_large_m_does_not_allocate_m_squared():
+    n_users = 64_000
+    tracemalloc.start()
+    try:
+        data = dl.generate(4, n_users, seed=0, fresh_pairs=1000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(data.train) + len(data.test) == 100 * n_users
+    assert peak < 0.05 * n_users * n_users  # about 30 bytes per pair, not M^2
+    assert peak > data.nbytes  # tracemalloc did see numpy's arrays
+
+
+@pytest.mark.parametrize("n_pairs, n_users, n_items", [(5, 4, 5), (15, 4, 5)])
+def test_sample_pairs_is_uniform(n_pairs, n_users, n_items):
+    """Both branches (sparse: rejection; dense: permutation): every key equally often."""
+    rng = np.random.default_rng(0)
+    universe, repeats = n_users * n_items, 3000
+    counts = np.zeros(universe)
+    for _ in range(repeats):
+        keys = dl.sample_pairs(n_pairs, n_users, n_items, rng)
+        assert np.unique(keys).size == n_pairs and keys.min() >= 0 and keys.max() < universe
+        counts[keys] += 1
+    share = n_pairs / universe
+    expected, sd = repeats * share, math.sqrt(repeats * share * (1 - share))
+    assert np.abs(counts - expected).max() < 5 * sd
+
+
+def test_bad_sizes_are_rejected_with_their_names():
+    with pytest.raises(ValueError, match="more pairs requested than exist"):
+        dl.generate(4, 50, seed=0)  # 100 * 50 pairs > 50 * 50
+    with pytest.raises(ValueError, match="n_users must be an integer >= 1"):
+        dl.generate(4, 0, seed=0)
+    with pytest.raises(ValueError, match="dim must be"):
+        dl.generate(2.5, 200, seed=0)
+    with pytest.raises(ValueError, match="seed must be an integer >= 0"):
+        dl.generate(4, 200, seed=-1)
+    with pytest.raises(ValueError, match="more pairs requested"):
+        dl.sample_pairs(10, 3, 3, np.random.default_rng(0))
+
+
+# ----------------------------------------------------------------------------- the learner
+
+
+def test_mlp_shape_parameters_and_seeding():
+    before = torch.get_rng_state()
+    model = dl.build_mlp(6, 3, seed=1)
+    assert torch.equal(torch.get_rng_state(), before)  # global random state untouched
+    widths = [(layer.in_features, layer.out_features) for layer in model.layers]
+    assert widths == [(12, 12), (12, 6), (6, 3)] and model.output.in_features == 3
+    assert sum(p.numel() for p in model.parameters()) == parameter_count("mlp", 6, 3)
+    same, other = dl.build_mlp(6, 3, seed=1), dl.build_mlp(6, 3, seed=2)
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), same.parameters()))
+    assert not torch.equal(model.output.weight, other.output.weight)
+    assert model.output.weight.abs().max() <= math.sqrt(6 / 4)  # Glorot-uniform limit
+
+
+CONFIG = dl.TrainConfig(epochs=2, device="cpu")
+
+
+def test_training_is_deterministic_and_logs_every_epoch(small):
+    model, first = dl.train_mlp(small, 4, seed=0, config=CONFIG)
+    again, second = dl.train_mlp(small, 4, seed=0, config=CONFIG)
+    assert pd.DataFrame(first.rows).equals(pd.DataFrame(second.rows))  # bit for bit
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), again.parameters()))
+    assert [r["epoch"] for r in first.rows] == [0, 1, 2]
+    _, other = dl.train_mlp(small, 4, seed=1, config=CONFIG)
+    assert other.final["rmse_mlp_test"] != first.final["rmse_mlp_test"]
+
+
+def test_final_numbers_are_consistent(small):
+    model, result = dl.train_mlp(small, 4, seed=0, config=CONFIG)
+    final = result.final
+    for name in ("test", "fresh"):
+        pairs = getattr(small, name)
+        assert final[f"error_{name}"] == pytest.approx(
+            final[f"rmse_mlp_{name}"] - final[f"rmse_dot_{name}"], abs=1e-12)
+        assert final[f"rmse_dot_{name}"] == dl.baseline_rmse(pairs)["dot"]
+        with torch.no_grad():
+            predictions = model(torch.from_numpy(pairs.p[pairs.users]),
+                                torch.from_numpy(pairs.q[pairs.items])).numpy()
+        assert final[f"rmse_mlp_{name}"] == pytest.approx(dl.rmse(predictions, pairs.labels),
+                                                          rel=1e-5)
+    assert final["train_loss"] == result.rows[-1]["train_loss"]
+
+
+def test_training_lowers_the_error(small):
+    _, result = dl.train_mlp(small, 8, seed=0, config=dl.TrainConfig(epochs=3, device="cpu"))
+    errors = [r["error_fresh"] for r in result.rows]
+    assert errors[-1] < 0.7 * errors[0]
+    assert result.rows[-1]["train_loss"] < result.rows[1]["train_loss"]
+
+
+def test_max_batches_takes_that_many_steps(small):
+    model = dl.build_mlp(4, 4, seed=0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
+    data = dl.TensorPairs.of(small.train, torch.device("cpu"))
+    loss = dl.train_epoch(model, optimizer, data, torch.Generator().manual_seed(0), 256,
+                          max_batches=3)
+    assert math.isfinite(loss)
+    assert all(int(s["step"]) == 3 for s in optimizer.state.values())
+
+
+def test_training_settings_are_checked():
+    with pytest.raises(ValueError, match="epochs=-1.*batch_size=0.*lr=0"):
+        dl.TrainConfig(epochs=-1, batch_size=0, lr=0.0).validate()
+
+
+# ----------------------------------------------------------------------------- the grid
+
+
+def test_grid_cells_and_cost_order():
+    cells = dl.grid_cells([8, 16], [1000, 2000], [0.5, 1.0], [0, 1], dl.TrainConfig(epochs=1))
+    assert len(cells) == 16 and len({tuple(c[k] for k in dl.KEY) for c in cells}) == 16
+    assert {c["h"] for c in cells if c["dim"] == 8} == {4, 8}
+    assert all(c["items"] == c["users"] for c in cells)
+    ordered = sorted(cells, key=dl.cell_cost)
+    assert (ordered[0]["dim"], ordered[0]["users"], ordered[0]["h"]) == (8, 1000, 4)
+    assert (ordered[-1]["dim"], ordered[-1]["users"], ordered[-1]["h"]) == (16, 2000, 16)
+    with pytest.raises(ValueError, match="even d"):
+        dl.grid_cells([5], [1000], [0.5], [0])
+
+
+def test_reproduce_is_resumable_cheapest_first_with_provenance(tmp_path, capsys):
+    kwargs = dict(dims=[4], users=[200, 300], widths=[1.0], seeds=[0], epochs=1, jobs=1,
+                  device="cpu", out=tmp_path)
+    first = dl.reproduce_mlp_dot(**kwargs, max_cells=1)
+    assert first["users"].tolist() == [200]  # the cheaper cell
+    runs = dl.reproduce_mlp_dot(**kwargs)
+    assert runs["users"].tolist() == [200, 300]
+    assert {"seconds", "error_test", "error_fresh", "rmse_zero_test", "n_train",
+            "parameters"} <= set(runs.columns)
+    assert (runs["n_train"] == 90 * runs["users"]).all()
+    _, curves = dl.read_tables(tmp_path)
+    assert len(curves) == 4  # epochs 0 and 1 of two cells
+    assert len(ResultTable(tmp_path / "mlp_dot_runs.csv", []).provenance()) == 2
+    capsys.readouterr()
+    again = dl.reproduce_mlp_dot(**kwargs)
+    assert "0 to run" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(again, runs)
+
+
+def test_a_failing_cell_is_reported_and_the_others_finish(tmp_path, monkeypatch, capsys):
+    real = dl.run_cell
+
+    def flaky(cell, device, threads):
+        if cell["users"] == 200:
+            raise RuntimeError("boom")
+        return real(cell, device, threads)
+
+    monkeypatch.setattr(dl, "run_cell", flaky)
+    with pytest.raises(RuntimeError, match="1 cell"):
+        dl.reproduce_mlp_dot(dims=[4], users=[200, 300], widths=[1.0], seeds=[0], epochs=0,
+                             jobs=1, device="cpu", out=tmp_path)
+    assert "FAILED d=4 M=200" in capsys.readouterr().out
+    assert dl.read_tables(tmp_path)[0]["users"].tolist() == [300]
+
+
+def test_command_is_registered_under_reproduce(tmp_path):
+    parser = cli.build_parser()
+    args = parser.parse_args(["reproduce", "mlp-dot", "--dims", "8", "--users", "1000",
+                              "2000", "--widths", "1", "--repeats", "3"])
+    assert args.dims == [8] and args.users == [1000, 2000] and args.widths == [1.0]
+    assert args.repeats == 3 and args.seeds is None and args.epochs == 32
+    assert args.out.endswith("mlp_dot") and args.device == "auto" and args.max_cells == 0
+    defaults = parser.parse_args(["reproduce", "mlp-dot"])
+    assert defaults.users == [4000, 8000, 16000, 32000, 64000, 128000]
+    assert defaults.dims == [16, 32, 64, 128] and defaults.widths == [0.5, 1.0, 2.0]
+
+
+def test_command_rejects_bad_settings_with_status_2(tmp_path, capsys):
+    out = ["--out", str(tmp_path)]
+    assert cli.main(["reproduce", "mlp-dot", "--dims", "5", "--widths", "0.5", *out]) == 2
+    assert "width" in capsys.readouterr().err
+    assert cli.main(["reproduce", "mlp-dot", "--users", "50", *out]) == 2
+    assert "users must be >= 100" in capsys.readouterr().err
+    assert cli.main(["reproduce", "mlp-dot", "--repeats", "0", *out]) == 2
+    assert "--repeats" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing trained or written
+
+
+# ----------------------------------------------------------------------------- summaries
+
+
+def _runs(errors: dict[tuple[int, float, int], list[float]]) -> pd.DataFrame:
+    """A runs table with the given errors per (d, width, M), one seed per value."""
+    rows = []
+    for (dim, width, users), values in errors.items():
+        for seed, error in enumerate(values):
+            rows.append({"dim": dim, "width": width, "h": int(dim * width), "users": users,
+                         "seed": seed, "error_test": error, "error_fresh": error + 0.001,
+                         "n_train": 90 * users, "epochs": 32, "lr": 0.001, "batch_size": 256,
+                         "pairs_per_user": 100, "fresh_pairs": 100_000})
+    return pd.DataFrame(rows)
+
+
+def test_summary_means_and_intervals():
+    summary = dl.summarize(_runs({(16, 1.0, 1000): [0.02, 0.04], (16, 1.0, 2000): [0.01]}))
+    first = summary.iloc[0]
+    assert first["error_test"] == pytest.approx(0.03) and first["seeds"] == 2
+    assert first["error_test_ci95"] == pytest.approx(12.706 * 0.01, rel=1e-3)  # t(1) * sd/sqrt2
+    assert math.isnan(summary.iloc[1]["error_test_ci95"]) and summary.iloc[1]["n_train"] == 180_000
+    assert dl.summarize(_runs({})).empty
+
+
+def test_samples_needed_interpolates_in_log_m():
+    summary = dl.summarize(_runs({(16, 1.0, 1000): [0.02], (16, 1.0, 10_000): [0.005],
+                                  (32, 1.0, 1000): [0.005], (32, 1.0, 10_000): [0.002]}))
+    table = dl.samples_needed(summary, thresholds=[0.01, 0.001])
+    test = table[table["set"] == "test"].set_index(["dim", "threshold"])
+    # 0.02 -> 0.005 over one decade of M: 0.01 is crossed 2/3 of the way, M = 1000 * 10^(2/3)
+    assert test.loc[(16, 0.01), "users_needed"] == pytest.approx(1000 * 10 ** (2 / 3))
+    assert test.loc[(16, 0.01), "samples_needed"] == pytest.approx(90_000 * 10 ** (2 / 3))
+    assert test.loc[(16, 0.01), "status"] == "interpolated"
+    assert test.loc[(32, 0.01), "status"] == "below at the smallest M"
+    assert test.loc[(16, 0.001), "status"] == "not reached"
+    assert math.isnan(test.loc[(16, 0.001), "users_needed"])
+    assert test.loc[(16, 0.001), "lowest_error"] == pytest.approx(0.005)
+
+
+def test_growth_fit_recovers_a_known_exponent():
+    crossings = pd.DataFrame([{"set": "fresh", "dim": d, "width": 1.0, "threshold": eps,
+                               "samples_needed": 7.0 * (d / eps) ** 1.5, "status": "interpolated"}
+                              for d in (16, 32, 64) for eps in (0.01, 0.001)])
+    fit = dl.fit_growth(crossings).iloc[0]
+    assert fit["alpha"] == pytest.approx(1.5) and math.exp(fit["c"]) == pytest.approx(7.0)
+    assert fit["r2"] == pytest.approx(1.0) and fit["n_points"] == 6
+    one = crossings.iloc[:1].assign(width=2.0)
+    missing = crossings.iloc[1:3].assign(status="not reached", width=0.5)
+    few = dl.fit_growth(pd.concat([one, missing])).set_index("width")
+    assert math.isnan(few.loc[2.0, "alpha"]) and few.loc[2.0, "n_points"] == 1
+    assert few.loc[0.5, "n_points"] == 0 and few.loc[0.5, "points"] == "none"
+
+
+def test_paper_claim_and_overview():
+    summary = dl.summarize(_runs({(128, 1.0, 128_000): [0.03, 0.025], (16, 1.0, 4000): [0.1]}))
+    claim = dl.paper_claim(summary)
+    assert len(claim) == 1 and bool(claim.loc[0, "test above 0.02"])
+    assert dl.paper_claim(summary[summary["dim"] == 16]).empty
+    runs = _runs({(16, 1.0, 4000): [0.1, 0.1], (16, 2.0, 8000): [0.1]})
+    overview = dl.runs_overview(runs)
+    assert overview.loc[(16, 1.0), 4000] == 2 and overview.loc[(16, 1.0), 8000] == 0
+    text = dl.describe_runs(runs)
+    assert text.startswith("3 runs in 2 settings") and "1 to 2 repetitions each" in text
+    assert dl.describe_runs(runs.iloc[2:]).startswith("1 run in 1 setting (d in {16}, M in "
+                                                      "{8000}, h/d in {2}), 1 repetition each")
+    assert dl.describe_runs(runs.iloc[:0]) == "none."
+
+
+def test_figure3_has_a_panel_per_width_and_a_line_per_d_and_set():
+    summary = dl.summarize(_runs({(d, w, m): [0.1 / d, 0.2 / d] for d in (16, 32)
+                                  for w in (0.5, 1.0) for m in (1000, 2000, 4000)}))
+    fig = dl.plot_figure3(summary)
+    assert len(fig.axes) == 2
+    assert [ax.get_title() for ax in fig.axes] == ["$h = d/2$", "$h = d$"]
+    for ax in fig.axes:
+        assert ax.get_xscale() == "log" and ax.get_yscale() == "log" and "M" in ax.get_xlabel()
+        styles = [line.get_linestyle() for line in ax.get_lines()]
+        assert styles.count("-") == 2 and styles.count(":") == 2  # fresh and test per d
+        assert styles.count("--") == 2  # the two thresholds
+    assert "RMSE" in fig.axes[0].get_ylabel()
+    plt.close(fig)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        empty = dl.plot_figure3(dl.summarize(_runs({})))
+    assert "no runs" in [t.get_text() for t in empty.axes[0].texts]
+    plt.close(empty)
+
+
+def test_convergence_plot_has_a_line_per_d():
+    curves = pd.DataFrame([{"dim": d, "users": 1000, "width": 1.0, "epoch": e, "seed": 0,
+                            "error_fresh": 0.1 / (e + d)} for d in (8, 16) for e in range(3)])
+    ax = dl.plot_convergence(curves, 1000, 1.0)
+    assert len(ax.get_lines()) == 2 and ax.get_xlabel() == "epoch"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["d = 8", "d = 16"]
+    assert list(ax.get_lines()[0].get_xdata()) == [1, 2]  # epoch 0 (untrained) left out
+    plt.close(ax.figure)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an empty table draws a note, and warns about nothing
+        empty = dl.plot_convergence(curves, 4000, 1.0)
+    assert "no runs" in [t.get_text() for t in empty.texts]
+    plt.close(empty.figure)
+
+
+def test_fit_description_says_what_rests_on_what():
+    crossings = pd.DataFrame([{"set": "fresh", "dim": d, "width": 1.0, "threshold": 0.01,
+                               "samples_needed": 3.0 * d ** 2.5, "status": "interpolated"}
+                              for d in (16, 32)]
+                             + [{"set": "test", "dim": 16, "width": 1.0, "threshold": 0.01,
+                                 "samples_needed": math.nan, "status": "not reached"}])
+    text = dl.describe_fit(dl.fit_growth(crossings)).splitlines()
+    assert text[0] == ("fresh, h = d: alpha = 2.50 (a line through two points) from 2 crossings "
+                       "(d=16 eps=0.01, d=32 eps=0.01); outside the paper's [1, 2]")
+    assert text[1].startswith("test, h = d: no fit -- 0 interpolated crossing(s) of 1")
+    assert dl.describe_fit(dl.fit_growth(crossings.iloc[:0])).startswith("Nothing to fit")
