@@ -29,6 +29,17 @@ def test_table_appends_rows_with_provenance(tmp_path):
         assert field in record
 
 
+def test_provenance_names_the_commit_the_run_started_from(tmp_path, monkeypatch):
+    from ncf_vs_mf import results
+
+    invocation = Invocation("cmd", {}, {})
+    started_at = results.git_commit()
+    monkeypatch.setattr(results, "git_commit", lambda: "a-later-commit")
+    table = ResultTable(tmp_path / "runs.csv", ["dim"])
+    table.append([{"dim": 8}], invocation)
+    assert table.provenance()[0]["commit"] == started_at != "a-later-commit"
+
+
 def test_rows_must_carry_the_key(tmp_path):
     table = ResultTable(tmp_path / "runs.csv", ["model", "dim"])
     with pytest.raises(ValueError, match="lack key columns.*dim"):

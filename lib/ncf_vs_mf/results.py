@@ -134,7 +134,8 @@ def environment() -> dict[str, Any]:
 
 @dataclass
 class Invocation:
-    """Provenance of one command run; finished by :meth:`ResultTable.close`."""
+    """Provenance of one command run, its environment (commit, libraries, machine) taken when
+    it starts: the code that ran is the code of that moment, whatever is committed later."""
 
     command: str
     parameters: dict[str, Any]
@@ -143,11 +144,12 @@ class Invocation:
     started: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc)
                          .isoformat(timespec="seconds"))
     _t0: float = field(default_factory=time.perf_counter)
+    _environment: dict[str, Any] = field(default_factory=lambda: environment(), repr=False)
 
     def record(self, rows_added: int) -> dict[str, Any]:
         return {
             "run_id": self.run_id, "command": self.command, "parameters": self.parameters,
-            "data": self.data, **environment(), "started": self.started,
+            "data": self.data, **self._environment, "started": self.started,
             "duration_seconds": round(time.perf_counter() - self._t0, 1),
             "rows_added": rows_added,
         }
