@@ -35,6 +35,7 @@ from ncf_vs_mf.dot_learning import (
 )
 from ncf_vs_mf.ncf_training import _make_optimizer, resolve_device
 from ncf_vs_mf.results import atomic_write_text, environment
+from timing import add_timing_arguments
 
 OUT = Path(__file__).resolve().parent / "results"
 
@@ -124,12 +125,8 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=64, help="embedding dimension d")
     parser.add_argument("--width", type=float, default=1.0, help="h as a multiple of d")
     parser.add_argument("--users", type=int, default=16_000, help="users M (= items N)")
-    parser.add_argument("--max-batches", type=int, default=3000, help="timed batches per variant")
-    parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", default=str(OUT))
+    add_timing_arguments(parser, max_batches=3000, out=OUT)
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)

@@ -40,6 +40,7 @@ from ncf_vs_mf.ncf_training import (
     NegativeSampler, _make_optimizer, build_model, embedding_dim, resolve_device,
 )
 from ncf_vs_mf.results import atomic_write_text, environment
+from timing import add_timing_arguments
 
 OUT = Path(__file__).resolve().parent / "results"
 ML1M_SHAPE = {"n_users": 6040, "n_items": 3706, "n_train": 994_169}
@@ -144,13 +145,9 @@ def main() -> None:
                         help="folder with ncf/ml-1m.*; without it, random ML-1M-shaped data")
     parser.add_argument("--configs", nargs="+", default=["MLP:32", "NeuMF:32"],
                         help="MODEL:k pairs (MODEL in GMF, MLP, NeuMF)")
-    parser.add_argument("--max-batches", type=int, default=2000, help="timed batches per variant")
-    parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--sampling-examples", type=int, default=100_000,
                         help="positives whose negatives the Python sampler draws (scaled up)")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", default=str(OUT))
+    add_timing_arguments(parser, max_batches=2000, out=OUT)
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
