@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from ncf_vs_mf import plotting  # noqa: E402
@@ -36,4 +37,14 @@ def test_parameter_count_plot_uses_the_closed_forms():
     assert list(mlp.get_ydata()) == [parameter_count("mlp", d, d) for d in mlp.get_xdata()]
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     assert ax.get_xlabel() and ax.get_ylabel()
+    plt.close(ax.figure)
+
+
+def test_figure2_ticks_do_not_crowd():
+    ours = pd.DataFrame({"model": ["MF"] * 3 + ["NeuMF (no pre-training)"] * 2,
+                         "dim": [16, 32, 192, 24, 48], "seeds": 3, "hr10": 0.7, "hr10_ci95": 0.0})
+    published = pd.DataFrame({"model": ["MLP"], "embedding_dim": [16], "hr10": [0.67]})
+    ax = plotting.plot_metric_vs_dim(ours, published, "hr10")
+    # range 176: 24 is within 6% of 16 and loses its label; 48 is 16 past 32 and keeps it
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["16", "32", "48", "192"]
     plt.close(ax.figure)

@@ -288,11 +288,22 @@ def plot_metric_vs_dim(ours: pd.DataFrame, published: pd.DataFrame, metric: str,
         group = group.sort_values("embedding_dim")
         ax.plot(group["embedding_dim"], group[metric], "--o", color=model_color(model), ms=5,
                 mfc="white", lw=1.4, label=f"{model} (published, He et al. 2017)")
-    dims = sorted(set(ours["dim"]))  # published-only dims (24, 48) stay unlabelled
-    ax.set_xticks(dims, [str(d) for d in dims])
+    ticks = _spaced(sorted(set(ours["dim"])))  # published-only dims (24, 48) stay unlabelled
+    ax.set_xticks(ticks, [str(d) for d in ticks])
     ax.set_xlabel("embedding dimension $d$")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     return ax
+
+
+def _spaced(values: list[float], gap: float = 0.06) -> list[float]:
+    """The sorted ``values`` without those closer than ``gap`` (of the range) to a kept one,
+    so that tick labels on a linear axis do not overlap."""
+    kept: list[float] = []
+    span = (values[-1] - values[0]) or 1.0
+    for value in values:
+        if not kept or value - kept[-1] >= gap * span:
+            kept.append(value)
+    return kept
 
 
 def plot_learning_curves(curves: pd.DataFrame, metric: str, ax: Axes | None = None,
