@@ -265,3 +265,14 @@ def test_reproduce_ncf_writes_resumable_tables(tmp_path):
     again = reproduce_ncf(**kwargs)  # resumes: nothing left to run
     assert len(again) == 2 and set(again["run_id"]) == set(runs["run_id"])
     assert torch.get_num_threads() == 1  # in-process runs restore the thread setting
+
+
+def test_ncf_jobs_run_cheap_cells_first_and_keep_families_together():
+    from ncf_vs_mf.reproduce import _ncf_jobs
+
+    cells = [{"model": m, "predictive_factor": k, "seed": s}
+             for s in (0, 1) for k in (64, 8) for m in ("GMF", "MLP", "NeuMF", "NeuMF-pretrained")]
+    jobs = _ncf_jobs(cells)
+    assert [(j[0]["predictive_factor"], j[0]["seed"], len(j)) for j in jobs] == [
+        (8, 0, 3), (8, 0, 1), (8, 1, 3), (8, 1, 1), (64, 0, 3), (64, 0, 1), (64, 1, 3), (64, 1, 1)]
+    assert {c["model"] for c in jobs[0]} == {"GMF", "MLP", "NeuMF-pretrained"}

@@ -224,7 +224,8 @@ def _ncf_cells(dataset: str, models, factors, seeds, config, max_batches: int) -
 def _ncf_jobs(todo: list[dict]) -> list[list[dict]]:
     """Group cells into worker jobs: per (k, seed), GMF, MLP and pre-trained NeuMF share one job
     (pre-training reuses that job's GMF and MLP instead of training them twice); plain NeuMF
-    runs alone, so the two processes stay busy."""
+    runs alone, so the two processes stay busy. Smallest k first, so that a run cut short
+    (the whole grid is many CPU hours) has committed the cheap cells of every seed."""
     from .ncf_training import PRETRAINED_MODELS
 
     groups: dict[tuple, list[dict]] = {}
@@ -232,8 +233,8 @@ def _ncf_jobs(todo: list[dict]) -> list[list[dict]]:
         family = cell["model"] in ("GMF", "MLP") or cell["model"] in PRETRAINED_MODELS
         key = (cell["predictive_factor"], cell["seed"], family)
         groups.setdefault(key, []).append(cell)
-    # largest first: the pre-training families take about three times a single model
-    return sorted(groups.values(), key=lambda g: (-len(g), -g[0]["predictive_factor"]))
+    # within one k the pre-training family first: it takes about three times a single model
+    return sorted(groups.values(), key=lambda g: (g[0]["predictive_factor"], g[0]["seed"], -len(g)))
 
 
 def _train_ncf_job(job: list[dict], data_dir: str | None, threads: int,
