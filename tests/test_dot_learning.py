@@ -278,6 +278,8 @@ def test_reproduce_is_resumable_cheapest_first_with_provenance(tmp_path, capsys)
     _, curves = dl.read_tables(tmp_path)
     assert len(curves) == 4  # epochs 0 and 1 of two cells
     assert len(ResultTable(tmp_path / "mlp_dot_runs.csv", []).provenance()) == 2
+    origin = dl.provenance(tmp_path)
+    assert origin["rows"].tolist() == [1, 1] and origin["device"].tolist() == ["cpu", "cpu"]
     capsys.readouterr()
     again = dl.reproduce_mlp_dot(**kwargs)
     assert "0 to run" in capsys.readouterr().out

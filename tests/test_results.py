@@ -9,7 +9,7 @@ import pytest
 
 from ncf_vs_mf import summaries
 from ncf_vs_mf.reproduce import reproduce_mf
-from ncf_vs_mf.results import Invocation, ResultTable, atomic_write_text
+from ncf_vs_mf.results import Invocation, ResultTable, atomic_write_text, provenance_overview
 
 
 def test_table_appends_rows_with_provenance(tmp_path):
@@ -38,6 +38,18 @@ def test_provenance_names_the_commit_the_run_started_from(tmp_path, monkeypatch)
     table = ResultTable(tmp_path / "runs.csv", ["dim"])
     table.append([{"dim": 8}], invocation)
     assert table.provenance()[0]["commit"] == started_at != "a-later-commit"
+
+
+def test_provenance_overview_has_one_line_per_invocation(tmp_path):
+    table = ResultTable(tmp_path / "runs.csv", ["dim"])
+    assert provenance_overview(table).empty
+    table.append([{"dim": 8}, {"dim": 16}], Invocation("cmd a", {}, {}))
+    table.append([{"dim": 32}], Invocation("cmd b", {}, {}))
+    overview = provenance_overview(table)
+    assert overview["command"].tolist() == ["cmd a", "cmd b"]
+    assert overview["run_id"].tolist() == [r["run_id"] for r in table.provenance()]
+    assert overview["rows"].tolist() == [2, 1]
+    assert "cores" in overview["machine"].iloc[0]
 
 
 def test_rows_must_carry_the_key(tmp_path):

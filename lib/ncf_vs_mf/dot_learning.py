@@ -47,7 +47,7 @@ import torch.nn.functional as F
 
 from .models import MLPSimilarity, _glorot_uniform_, paper_hidden, parameter_count
 from .ncf_training import _make_optimizer, resolve_device
-from .results import RESULTS_DIR, Invocation, ResultTable
+from .results import RESULTS_DIR, Invocation, ResultTable, provenance_overview
 from .summaries import over_seeds
 
 if TYPE_CHECKING:
@@ -82,6 +82,7 @@ __all__ = [
     "run_grid",
     "reproduce_mlp_dot",
     "read_tables",
+    "provenance",
     "summarize",
     "samples_needed",
     "fit_growth",
@@ -598,6 +599,18 @@ def _tables(folder: str | os.PathLike) -> tuple[ResultTable, ResultTable]:
             ResultTable(Path(folder) / "mlp_dot_curves.csv", KEY + ["epoch"]))
 
 
+def provenance(folder: str | os.PathLike) -> pd.DataFrame:
+    """Where the runs of a results folder come from: per invocation its command, commit,
+    machine, date, rows and the torch devices it trained on."""
+    table = _tables(folder)[0]
+    overview = provenance_overview(table)
+    runs = table.read()
+    devices = (runs.groupby("run_id")["device"].agg(lambda d: ", ".join(sorted(set(d))))
+               if not runs.empty else pd.Series(dtype=str, name="device"))
+    return overview.merge(devices.rename("device"), left_on="run_id", right_index=True,
+                          how="left").drop(columns="run_id")
+
+
 def read_tables(folder: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The runs and curves of a results folder as DataFrames (empty when not written yet)."""
     runs, curves = _tables(folder)
@@ -789,7 +802,8 @@ def plot_figure3(summary: pd.DataFrame, thresholds: Sequence[float] = THRESHOLDS
 
     widths = sorted(summary["width"].unique()) if not summary.empty else [1.0]
     fig, axes = plt.subplots(1, len(widths), figsize=(4.2 * len(widths) + 0.6, 3.8),
-                             sharey=True, squeeze=False)
+                             sharex=True, sharey=True, squeeze=False)
+    ticks = sorted(summary["users"].unique())  # one M axis for all panels: comparable
     dims = sorted(summary["dim"].unique())
     cmap = plt.get_cmap("viridis")
     colors = {d: cmap(n / max(len(dims) - 1, 1)) for n, d in enumerate(dims)}  # as the curves
@@ -812,7 +826,6 @@ def plot_figure3(summary: pd.DataFrame, thresholds: Sequence[float] = THRESHOLDS
                         color="0.35")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ticks = sorted(part["users"].unique())
         ax.set_xticks(ticks, [_count_label(m) for m in ticks])
         ax.minorticks_off()
         ax.set_title(f"$h = {_width_label(width)}$")

@@ -202,3 +202,14 @@ class ResultTable:
         if not self.provenance_path.exists():
             return []
         return json.loads(self.provenance_path.read_text())
+
+
+def provenance_overview(table: ResultTable) -> pd.DataFrame:
+    """Who produced a table's rows: one line per invocation (command, commit, machine, date,
+    rows). Durations are left out: they differ between machines and runs, not the rows."""
+    records = table.provenance()
+    return pd.DataFrame([{
+        "run_id": r["run_id"], "command": r["command"], "commit": r["commit"][:10],
+        "machine": f"{r['machine']['cpu']}, {r['machine']['cores']} cores, {r['machine']['memory']}",
+        "started": r["started"][:10], "rows": r["rows_added"]} for r in records],
+        columns=["run_id", "command", "commit", "machine", "started", "rows"])
