@@ -439,3 +439,22 @@ def test_fit_description_says_what_rests_on_what():
                        "(d=16 eps=0.01, d=32 eps=0.01); outside the paper's [1, 2]")
     assert text[1].startswith("test, h = d: no fit -- 0 interpolated crossing(s) of 1")
     assert dl.describe_fit(dl.fit_growth(crossings.iloc[:0])).startswith("Nothing to fit")
+
+
+def test_cost_model_recovers_a_known_cost_and_sums_the_plan():
+    cells = dl.grid_cells([8, 16], [1000, 2000], [1.0], [0])
+    rows = []
+    for cell in cells:
+        n_train = 90 * cell["users"]
+        parameters = parameter_count("mlp", cell["dim"], cell["h"])
+        steps = math.ceil(n_train / 256) * cell["epochs"]
+        rows.append({**cell, "n_train": n_train, "parameters": parameters,
+                     "seconds": steps * (2e-4 + 1e-8 * parameters)})  # a known cost law
+    runs = pd.DataFrame(rows)
+    assert dl.estimate_hours(runs, cells) == pytest.approx(runs["seconds"].sum() / 3600)
+    bigger = dl.grid_cells([32], [4000], [2.0], [0, 1])
+    expected = 2 * math.ceil(360_000 / 256) * 32 * (2e-4 + 1e-8 * parameter_count("mlp", 32, 64))
+    assert dl.estimate_hours(runs, bigger) == pytest.approx(expected / 3600, rel=1e-6)
+    overview = dl.cost_overview(runs)
+    assert overview.loc[(8, 1.0), 2000] == round(rows[2]["seconds"] / 60, 1)
+    assert math.isnan(dl.estimate_hours(runs.iloc[:0], cells))

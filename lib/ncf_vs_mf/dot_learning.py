@@ -90,6 +90,8 @@ __all__ = [
     "at_largest_m",
     "paper_claim",
     "runs_overview",
+    "cost_overview",
+    "estimate_hours",
     "describe_runs",
     "plot_figure3",
     "plot_convergence",
@@ -748,6 +750,36 @@ def runs_overview(runs: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     return runs.pivot_table(index=["dim", "width"], columns="users", values="seed",
                             aggfunc="count", fill_value=0)
+
+
+def cost_overview(runs: pd.DataFrame) -> pd.DataFrame:
+    """Minutes per run (median over repetitions, data generation included) on the machine
+    that produced the table: rows (d, h/d), columns M."""
+    if runs.empty:
+        return pd.DataFrame()
+    return (runs.pivot_table(index=["dim", "width"], columns="users", values="seconds",
+                             aggfunc="median") / 60).round(1)
+
+
+def _cost_terms(cells: pd.DataFrame) -> np.ndarray:
+    """Per cell: optimizer steps, and steps x MLP parameters (the two terms of its cost)."""
+    steps = np.ceil(cells["n_train"] / cells["batch_size"]) * cells["epochs"]
+    return np.column_stack([steps, steps * cells["parameters"]]).astype(float)
+
+
+def estimate_hours(runs: pd.DataFrame, cells: Sequence[dict[str, Any]]) -> float:
+    """CPU hours that ``cells`` would take on the table's machine: seconds = steps x (a + b x
+    parameters), a fixed cost per step plus one per weight, fitted to the runs by least
+    squares (NaN without runs)."""
+    if runs.empty:
+        return math.nan
+    coefficients, *_ = np.linalg.lstsq(_cost_terms(runs), runs["seconds"].to_numpy(float),
+                                       rcond=None)
+    planned = pd.DataFrame([{**c, "n_train": round(TRAIN_FRACTION * c["pairs_per_user"]
+                                                   * c["users"]),
+                             "parameters": parameter_count("mlp", c["dim"], c["h"])}
+                            for c in cells])
+    return float((_cost_terms(planned) @ coefficients).sum() / 3600)
 
 
 def _plural(count: int, noun: str) -> str:
