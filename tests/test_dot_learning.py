@@ -413,17 +413,21 @@ def test_figure3_has_a_panel_per_width_and_a_line_per_d_and_set():
     plt.close(empty)
 
 
-def test_convergence_plot_has_a_line_per_d():
-    curves = pd.DataFrame([{"dim": d, "users": 1000, "width": 1.0, "epoch": e, "seed": 0,
-                            "error_fresh": 0.1 / (e + d)} for d in (8, 16) for e in range(3)])
-    ax = dl.plot_convergence(curves, 1000, 1.0)
+def test_convergence_plot_has_a_line_per_d_at_its_largest_m():
+    curves = pd.DataFrame([{"dim": d, "users": m, "width": 1.0, "epoch": e, "seed": 0,
+                            "error_fresh": 0.1 / (e + d + m / 1000)}
+                           for d, ms in ((8, (1000, 2000)), (16, (1000,))) for m in ms
+                           for e in range(3)])
+    ax = dl.plot_convergence(curves, 1.0)
     assert len(ax.get_lines()) == 2 and ax.get_xlabel() == "epoch"
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["d = 8", "d = 16"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["d = 8, M = 2k",
+                                                                   "d = 16, M = 1k"]
     assert list(ax.get_lines()[0].get_xdata()) == [1, 2]  # epoch 0 (untrained) left out
+    assert list(ax.get_lines()[0].get_ydata()) == pytest.approx([0.1 / 11, 0.1 / 12])  # M = 2k
     plt.close(ax.figure)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an empty table draws a note, and warns about nothing
-        empty = dl.plot_convergence(curves, 4000, 1.0)
+        empty = dl.plot_convergence(curves, 2.0)
     assert "no runs" in [t.get_text() for t in empty.texts]
     plt.close(empty.figure)
 

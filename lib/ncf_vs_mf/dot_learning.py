@@ -873,19 +873,29 @@ def plot_figure3(summary: pd.DataFrame, thresholds: Sequence[float] = THRESHOLDS
     return fig
 
 
-def plot_convergence(curves: pd.DataFrame, users: int, width: float, name: str = "fresh",
+def plot_convergence(curves: pd.DataFrame, width: float, name: str = "fresh",
                      ax: Axes | None = None) -> Axes:
-    """Approximation error after each epoch at one M and width, a line per d (mean over seeds)."""
-    from .plotting import plot_learning_curves
+    """Approximation error after each epoch at one width, a line per d at the largest M run
+    for that d (mean over seeds): is the error still falling when training stops?"""
+    import matplotlib.pyplot as plt
 
-    part = curves[(curves["users"] == users) & (curves["width"] == width)
-                  & (curves["epoch"] > 0)]
-    ax = plot_learning_curves(part, f"error_{name}", ax=ax, by="dim")
+    if ax is None:
+        _, ax = plt.subplots()
+    part = curves[(curves["width"] == width) & (curves["epoch"] > 0)]
+    dims = sorted(part["dim"].unique())
+    cmap = plt.get_cmap("viridis")
+    for n, dim in enumerate(dims):
+        at_d = part[part["dim"] == dim]
+        users = at_d["users"].max()
+        mean = at_d[at_d["users"] == users].groupby("epoch")[f"error_{name}"].mean()
+        ax.plot(mean.index, mean.to_numpy(), color=cmap(n / max(len(dims) - 1, 1)), lw=1.5,
+                label=f"d = {dim}, M = {_count_label(users)}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{ERROR_LABEL} ({name})")
+    ax.set_title(f"$h = {_width_label(width)}$, each $d$ at its largest $M$")
     if part.empty:
         ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
     else:
         ax.set_yscale("log")
         ax.legend()
-    ax.set_ylabel(f"{ERROR_LABEL} ({name})")
-    ax.set_title(f"$M = {_count_label(users)}$, $h = {_width_label(width)}$")
     return ax
