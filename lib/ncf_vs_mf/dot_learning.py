@@ -712,7 +712,7 @@ def describe_fit(fit: pd.DataFrame) -> str:
             lines.append(f"{head} no fit -- {row.n_points} interpolated crossing(s) of "
                          f"{row.of_crossings}, and a fit needs two values of d/eps")
             continue
-        inside = "inside" if 1 <= row.alpha <= 2 else "outside"
+        inside = "inside" if 1 <= round(row.alpha, 2) <= 2 else "outside"  # as printed
         quality = f"R^2 = {row.r2:.3f}" if row.n_points > 2 else "a line through two points"
         lines.append(f"{head} alpha = {row.alpha:.2f} ({quality}) from {row.n_points} "
                      f"crossings ({row.points}); {inside} the paper's [1, 2]")
