@@ -250,6 +250,8 @@ def test_family_components_equal_standalone_runs(split, tuning, pretrained_run):
 def test_reproduce_ncf_writes_resumable_tables(tmp_path):
     from ncf_vs_mf.reproduce import NCF_KEY, reproduce_ncf
 
+    threads = 3  # not the runs' own setting (1): restoring it is then visible
+    torch.set_num_threads(threads)
     kwargs = dict(dataset="synthetic", models=["GMF", "NeuMF-pretrained"], factors=[2],
                   seeds=[0], epochs=1, jobs=1, max_batches=20, out=tmp_path)
     runs = reproduce_ncf(**kwargs)
@@ -264,7 +266,8 @@ def test_reproduce_ncf_writes_resumable_tables(tmp_path):
     assert (tmp_path / "ncf_runs.provenance.json").exists()
     again = reproduce_ncf(**kwargs)  # resumes: nothing left to run
     assert len(again) == 2 and set(again["run_id"]) == set(runs["run_id"])
-    assert torch.get_num_threads() == 1  # in-process runs restore the thread setting
+    assert torch.get_num_threads() == threads  # in-process runs restore the thread setting
+    torch.set_num_threads(1)
 
 
 def test_ncf_jobs_run_cheap_cells_first_and_keep_families_together():
