@@ -34,6 +34,9 @@ PAPER_HYPERPARAMETERS = {  # Rendle et al. 2020, Appendix A.2
     "ml-1m": {"lr": 0.002, "negatives": 8, "reg": 0.005},
     "pinterest-20": {"lr": 0.007, "negatives": 10, "reg": 0.01},
 }
+# The paper's Figure 2 dimensions plus 8, 24 and 48, so that each NCF model trained here
+# (GMF d = k, MLP 2k, NeuMF 3k for k = 8..64) has a matrix factorization at its own d.
+MF_DIMS = (8, 16, 24, 32, 48, 64, 96, 128, 192)
 
 _SPLITS: dict[tuple, Any] = {}
 
@@ -100,7 +103,7 @@ def run_mf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultTa
     return len(todo)
 
 
-def reproduce_mf(dataset: str = "ml-1m", split: str = "test", dims=(16, 32, 64, 96, 128, 192),
+def reproduce_mf(dataset: str = "ml-1m", split: str = "test", dims=MF_DIMS,
                  seeds=(0, 1, 2), epochs: int = 256, lr=(0.002,), reg=(0.005,), negatives=(8,),
                  dtype: str = "float64", threads: int = 1, jobs: int = 1, eval_every: int = 8,
                  data_dir: str | None = None, out: str | os.PathLike = RESULTS_DIR / "ncf_experiments",
@@ -177,7 +180,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     reproduce = subparsers.add_parser("reproduce", help="run a full-scale experiment grid")
     experiments = reproduce.add_subparsers(dest="experiment", required=True)
     mf = experiments.add_parser("mf", help="Section 3: MF on the NCF test split (Figure 2)")
-    _add_mf_arguments(mf, {"dims": [16, 32, 64, 96, 128, 192], "seeds": [0, 1, 2],
+    _add_mf_arguments(mf, {"dims": list(MF_DIMS), "seeds": [0, 1, 2],
                            "epochs": 256})
     mf.set_defaults(func=lambda a: _mf_command(a, "test"))
     tuning = experiments.add_parser("mf-tuning",
