@@ -180,3 +180,15 @@ def test_ncf_summaries_separate_honest_and_test_selected_epochs():
     assert versus["hr10_ncf"].tolist() == pytest.approx([0.62, 0.70])
     assert versus["hr10_diff"].tolist() == pytest.approx([0.07, 0.03])
     assert versus["hr10_beyond_ci"].tolist() == [True, True]
+
+
+def test_count_higher_counts_positive_differences_per_model():
+    diffs = pd.DataFrame({"model": ["MLP", "MLP", "MLP", "NeuMF"], "dim": [16, 32, 64, 24],
+                          "hr10_diff": [0.02, -0.01, 0.0, 0.03],
+                          "ndcg10_diff": [0.01, 0.02, 0.03, -0.02]})
+    table = summaries.count_higher(diffs).set_index("model")
+    assert table.loc["MLP", "dims"] == 3 and table.loc["NeuMF", "dims"] == 1
+    assert table.loc["MLP", "hr10_diff > 0"] == 1  # a tie (0.0) is not higher
+    assert table.loc["MLP", "min hr10_diff"] == pytest.approx(-0.01)
+    assert table.loc["MLP", "ndcg10_diff > 0"] == 3 and table.loc["NeuMF", "ndcg10_diff > 0"] == 0
+    assert table.index.tolist() == ["MLP", "NeuMF"]  # first-seen order

@@ -111,3 +111,15 @@ def ncf_versus_published(ours: pd.DataFrame, published: pd.DataFrame,
         rows[f"{metric}_diff"] = merged[metric] - merged[f"{metric}_published"]
         rows[f"{metric}_diff_ncf_rule"] = merged[f"{metric}_ncf_rule"] - merged[f"{metric}_published"]
     return rows.sort_values(["model", "dim"]).reset_index(drop=True)
+
+
+def count_higher(diffs: pd.DataFrame, columns=("hr10_diff", "ndcg10_diff"),
+                 by: str = "model") -> pd.DataFrame:
+    """Per ``by`` group: the number of dimensions compared and, for each difference column, at
+    how many of them it is positive and its smallest value (the tightest margin)."""
+    grouped = diffs.groupby(by, sort=False)
+    table = grouped["dim"].size().rename("dims").to_frame()
+    for column in columns:
+        table[f"{column} > 0"] = grouped[column].apply(lambda d: int((d > 0).sum()))
+        table[f"min {column}"] = grouped[column].min()
+    return table.reset_index()
