@@ -40,11 +40,26 @@ def test_parameter_count_plot_uses_the_closed_forms():
     plt.close(ax.figure)
 
 
-def test_figure2_ticks_do_not_crowd():
+def test_figure2_labels_every_dimension_on_a_log_axis():
     ours = pd.DataFrame({"model": ["MF"] * 3 + ["NeuMF (no pre-training)"] * 2,
                          "dim": [16, 32, 192, 24, 48], "seeds": 3, "hr10": 0.7, "hr10_ci95": 0.0})
-    published = pd.DataFrame({"model": ["MLP"], "embedding_dim": [16], "hr10": [0.67]})
+    published = pd.DataFrame({"model": ["MLP"], "embedding_dim": [8], "hr10": [0.67]})
     ax = plotting.plot_metric_vs_dim(ours, published, "hr10")
-    # range 176: 24 is within 6% of 16 and loses its label; 48 is 16 past 32 and keeps it
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["16", "32", "48", "192"]
+    assert ax.get_xscale() == "log"
+    # ours and the published-only 8, each once, in order
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["8", "16", "24", "32", "48", "192"]
+    # on log2, 16 -> 24 and 32 -> 48 are the same distance apart (a factor 1.5)
+    x = ax.transData.transform([(d, 0.7) for d in (16, 24, 32, 48)])[:, 0]
+    assert x[1] - x[0] == pytest.approx(x[3] - x[2])
+    plt.close(ax.figure)
+
+
+def test_learning_curves_average_seeds_and_tick_whole_epochs():
+    curves = pd.DataFrame({"dim": 16, "seed": [0, 0, 0, 1, 1, 1], "epoch": [0, 1, 2] * 2,
+                           "hr10": [0.1, 0.5, 0.6, 0.3, 0.7, 0.6]})
+    ax = plotting.plot_learning_curves(curves, "hr10")
+    (line,) = ax.get_lines()
+    assert list(line.get_ydata()) == pytest.approx([0.2, 0.6, 0.6])
+    assert all(float(t).is_integer() for t in ax.get_xticks())
+    assert line.get_label() == "d = 16"
     plt.close(ax.figure)

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from .models import paper_mlp_parameter_claim, parameter_count
 
@@ -288,22 +289,15 @@ def plot_metric_vs_dim(ours: pd.DataFrame, published: pd.DataFrame, metric: str,
         group = group.sort_values("embedding_dim")
         ax.plot(group["embedding_dim"], group[metric], "--o", color=model_color(model), ms=5,
                 mfc="white", lw=1.4, label=f"{model} (published, He et al. 2017)")
-    ticks = _spaced(sorted(set(ours["dim"])))  # published-only dims (24, 48) stay unlabelled
+    # d on a log2 axis: the small d, where NCF's models sit 8 apart, get as much room as the
+    # large ones, and every dimension of either source can carry its label
+    ticks = sorted({int(d) for d in ours["dim"]} | {int(d) for d in published["embedding_dim"]})
+    ax.set_xscale("log", base=2)
     ax.set_xticks(ticks, [str(d) for d in ticks])
-    ax.set_xlabel("embedding dimension $d$")
+    ax.minorticks_off()
+    ax.set_xlabel("embedding dimension $d$ (log scale)")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     return ax
-
-
-def _spaced(values: list[float], gap: float = 0.06) -> list[float]:
-    """The sorted ``values`` without those closer than ``gap`` (of the range) to a kept one,
-    so that tick labels on a linear axis do not overlap."""
-    kept: list[float] = []
-    span = (values[-1] - values[0]) or 1.0
-    for value in values:
-        if not kept or value - kept[-1] >= gap * span:
-            kept.append(value)
-    return kept
 
 
 def plot_learning_curves(curves: pd.DataFrame, metric: str, ax: Axes | None = None,
@@ -321,6 +315,7 @@ def plot_learning_curves(curves: pd.DataFrame, metric: str, ax: Axes | None = No
         mean = curves[curves[by] == value].groupby("epoch")[metric].mean()
         ax.plot(mean.index, mean.to_numpy(), color=cmap(n / max(len(values) - 1, 1)), lw=1.5,
                 label=label.format(value))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_xlabel("epoch")
     ax.set_ylabel(METRIC_LABELS.get(metric, "training log loss" if metric == "loss" else metric))
     return ax
