@@ -120,6 +120,6 @@ def count_higher(diffs: pd.DataFrame, columns=("hr10_diff", "ndcg10_diff"),
     grouped = diffs.groupby(by, sort=False)
     table = grouped["dim"].size().rename("dims").to_frame()
     for column in columns:
-        table[f"{column} > 0"] = grouped[column].apply(lambda d: int((d > 0).sum()))
+        table[f"{column} > 0"] = (diffs[column] > 0).groupby(diffs[by], sort=False).sum()
         table[f"min {column}"] = grouped[column].min()
     return table.reset_index()
