@@ -270,6 +270,38 @@ def test_reproduce_ncf_writes_resumable_tables(tmp_path):
     torch.set_num_threads(1)
 
 
+def test_a_family_stopped_midway_keeps_its_finished_models(tmp_path, monkeypatch):
+    """GMF is saved the moment it is done: a failure in the family's pre-trained NeuMF loses
+    only that model, and the rerun trains only it."""
+    from ncf_vs_mf import ncf_training
+    from ncf_vs_mf.reproduce import reproduce_ncf
+
+    real = ncf_training.run_protocol
+    done = []
+
+    def failing_neumf(split, tuning, name, *args, **kwargs):
+        if name == "NeuMF-pretrained":
+            raise RuntimeError("stopped")
+        done.append(name)
+        return real(split, tuning, name, *args, **kwargs)
+
+    kwargs = dict(dataset="synthetic", models=["GMF", "NeuMF-pretrained"], factors=[2],
+                  seeds=[0], epochs=1, jobs=1, max_batches=20, out=tmp_path)
+    monkeypatch.setattr(ncf_training, "run_protocol", failing_neumf)
+    with pytest.raises(RuntimeError, match="1 NCF job"):
+        reproduce_ncf(**kwargs)
+    assert done == ["GMF", "MLP"]  # MLP trained for pre-training only: not a result row
+    first = pd.read_csv(tmp_path / "ncf_runs.csv")
+    assert list(first["model"]) == ["GMF"]
+    assert set(pd.read_csv(tmp_path / "ncf_curves.csv")["model"]) == {"GMF"}
+    monkeypatch.setattr(ncf_training, "run_protocol", real)
+    again = reproduce_ncf(**kwargs)
+    assert sorted(again["model"]) == ["GMF", "NeuMF-pretrained"]
+    gmf = again[again["model"] == "GMF"]
+    assert len(gmf) == 1 and gmf["run_id"].item() == first["run_id"].item()
+    torch.set_num_threads(1)
+
+
 def test_ncf_jobs_run_cheap_cells_first_and_keep_families_together():
     from ncf_vs_mf.reproduce import _ncf_jobs
 

@@ -576,10 +576,14 @@ def run_protocol(split: LeaveOneOutSplit, tuning: LeaveOneOutSplit, model: str, 
 
 def run_family(split: LeaveOneOutSplit, tuning: LeaveOneOutSplit, models, k: int, seed: int,
                config: NCFConfig = NCFConfig(), max_batches: int | None = None,
-               verbose: bool = False) -> list[ProtocolResult]:
+               verbose: bool = False,
+               on_result: Callable[[ProtocolResult], None] | None = None,
+               ) -> list[ProtocolResult]:
     """Run several models of one (k, seed), training GMF and MLP once for all pre-trained NeuMFs.
 
-    Returns the results of ``models`` only (GMF/MLP trained just for pre-training are dropped).
+    Returns the results of ``models`` only (GMF/MLP trained just for pre-training are dropped);
+    ``on_result`` gets each of them as soon as it is done, so a caller can save it before the
+    next (slower) model of the family starts.
     """
     models = list(models)
     for name in models:
@@ -595,6 +599,8 @@ def run_family(split: LeaveOneOutSplit, tuning: LeaveOneOutSplit, models, k: int
         results[name] = run_protocol(split, tuning, name, k, seed, config, components=parts,
                                      evaluations=evaluations, max_batches=max_batches,
                                      verbose=verbose)
+        if on_result is not None and name in models:
+            on_result(results[name])
     return [results[name] for name in models]
 
 

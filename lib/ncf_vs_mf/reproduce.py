@@ -241,11 +241,17 @@ def _ncf_jobs(todo: list[dict]) -> list[list[dict]]:
 
 
 def _train_ncf_job(job: list[dict], data_dir: str | None, threads: int,
-                   config_kwargs: dict[str, Any]) -> list[tuple[dict, list[dict]]]:
-    """Worker: train the models of one job (same dataset, k and seed); rows and curves."""
+                   config_kwargs: dict[str, Any], runs: ResultTable, curves: ResultTable,
+                   invocation: Invocation) -> list[dict]:
+    """Worker: train the models of one job (same dataset, k and seed), appending each model's
+    curves and row to the tables as soon as it finishes; return the rows.
+
+    Saving per model, not per job, keeps a pre-training family's GMF and MLP when the process
+    is stopped during its (slowest) pre-trained NeuMF.
+    """
     import torch
 
-    from .ncf_training import NCFConfig, run_family
+    from .ncf_training import NCFConfig, ProtocolResult, run_family
 
     torch.set_num_threads(max(1, threads))
     dataset = job[0]["dataset"]
@@ -253,15 +259,20 @@ def _train_ncf_job(job: list[dict], data_dir: str | None, threads: int,
     tuning = _load_split(dataset, "tuning", data_dir)
     config = NCFConfig(**config_kwargs)
     max_batches = job[0]["max_batches"] or None
-    results = run_family(split, tuning, [c["model"] for c in job], job[0]["predictive_factor"],
-                         job[0]["seed"], config, max_batches=max_batches)
-    out = []
-    for cell, result in zip(job, results):
+    cells = {cell["model"]: cell for cell in job}
+    rows = []
+
+    def record(result: ProtocolResult) -> None:
+        cell = cells[result.model]
         row = {**cell, **{k: v for k, v in result.row.items() if k not in cell}}
-        curves = [{**cell, **{k: v for k, v in r.items() if k not in cell}}
-                  for r in result.curves]
-        out.append((row, curves))
-    return out
+        curves.append([{**cell, **{k: v for k, v in r.items() if k not in cell}}
+                       for r in result.curves], invocation)  # curves first: a row marks done
+        runs.append([row], invocation)
+        rows.append(row)
+
+    run_family(split, tuning, list(cells), job[0]["predictive_factor"], job[0]["seed"], config,
+               max_batches=max_batches, on_result=record)
+    return rows
 
 
 def run_ncf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultTable,
@@ -283,12 +294,11 @@ def run_ncf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultT
         if isinstance(outcome, BaseException):
             names = ", ".join(f"{c['model']} k={c['predictive_factor']} seed={c['seed']}"
                               for c in job)
-            print(f"FAILED {names}: {outcome!r}", flush=True)
+            print(f"FAILED {names} (its models done before the error are saved): "
+                  f"{outcome!r}", flush=True)
             failures.append((names, outcome))
             return
-        for row, curve in outcome:
-            curves.append(curve, invocation)  # curve first: a row marks the cell done
-            runs.append([row], invocation)
+        for row in outcome:
             print(f"done {row['dataset']} {row['model']} k={row['predictive_factor']} "
                   f"(d={row['dim']}) seed={row['seed']}: epoch {row['epochs_selected']} "
                   f"HR@10={row['hr10']:.4f} NDCG@10={row['ndcg10']:.4f}; NCF's rule "
@@ -302,7 +312,8 @@ def run_ncf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultT
         try:
             for job in _ncf_jobs(todo):
                 try:
-                    outcome = _train_ncf_job(job, data_dir, threads, config_kwargs)
+                    outcome = _train_ncf_job(job, data_dir, threads, config_kwargs, runs, curves,
+                                             invocation)
                 except Exception as error:  # noqa: BLE001 - report, keep the grid going
                     outcome = error
                 finish(job, outcome)
@@ -313,7 +324,8 @@ def run_ncf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultT
         # hang the child. Spawn needs an importable __main__ (a script or notebook, not stdin).
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            pending = {pool.submit(_train_ncf_job, job, data_dir, threads, config_kwargs): job
+            pending = {pool.submit(_train_ncf_job, job, data_dir, threads, config_kwargs,
+                                   runs, curves, invocation): job
                        for job in _ncf_jobs(todo)}
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
