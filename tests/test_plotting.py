@@ -62,4 +62,15 @@ def test_learning_curves_average_seeds_and_tick_whole_epochs():
     assert list(line.get_ydata()) == pytest.approx([0.2, 0.6, 0.6])
     assert all(float(t).is_integer() for t in ax.get_xticks())
     assert line.get_label() == "d = 16"
+    assert ax.get_xlim() == (0, 2)  # the axis ends at the last epoch
+    plt.close(ax.figure)
+
+
+def test_learning_curves_take_model_colours():
+    curves = pd.DataFrame({"model": ["MLP", "MLP", "GMF", "GMF"], "epoch": [0, 1] * 2,
+                           "hr10": [0.1, 0.5, 0.2, 0.6]})
+    ax = plotting.plot_learning_curves(curves, "hr10", by="model", label="{}",
+                                       color=plotting.model_color)
+    colours = {line.get_label(): line.get_color() for line in ax.get_lines()}
+    assert colours == {"GMF": plotting.MODEL_COLORS["gmf"], "MLP": plotting.MODEL_COLORS["mlp"]}
     plt.close(ax.figure)

@@ -7,8 +7,8 @@ Rendle et al.'s Figure 2 where it names them (NeuMF green, pre-trained NeuMF red
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
 import numpy as np
@@ -301,11 +301,13 @@ def plot_metric_vs_dim(ours: pd.DataFrame, published: pd.DataFrame, metric: str,
 
 
 def plot_learning_curves(curves: pd.DataFrame, metric: str, ax: Axes | None = None,
-                         by: str = "dim", label: str = "d = {}") -> Axes:
+                         by: str = "dim", label: str = "d = {}",
+                         color: Callable[[Any], str] | None = None) -> Axes:
     """A metric (or the training loss) against epoch, one line per d, averaged over seeds.
 
     ``by`` names the column with one line per value (default the dimension), ``label`` the
-    legend text with ``{}`` for that value.
+    legend text with ``{}`` for that value, ``color`` maps a value to its colour (default: a
+    viridis ramp, for ordered values such as d; pass ``model_color`` for models).
     """
     if ax is None:
         _, ax = plt.subplots()
@@ -313,8 +315,10 @@ def plot_learning_curves(curves: pd.DataFrame, metric: str, ax: Axes | None = No
     cmap = plt.get_cmap("viridis")
     for n, value in enumerate(values):
         mean = curves[curves[by] == value].groupby("epoch")[metric].mean()
-        ax.plot(mean.index, mean.to_numpy(), color=cmap(n / max(len(values) - 1, 1)), lw=1.5,
-                label=label.format(value))
+        # the ramp stops short of viridis' pale yellow end, which is hard to see on white
+        line_color = color(value) if color else cmap(0.85 * n / max(len(values) - 1, 1))
+        ax.plot(mean.index, mean.to_numpy(), color=line_color, lw=1.5, label=label.format(value))
+    ax.set_xlim(curves["epoch"].min(), curves["epoch"].max())  # no ticks past the last epoch
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_xlabel("epoch")
     ax.set_ylabel(METRIC_LABELS.get(metric, "training log loss" if metric == "loss" else metric))
