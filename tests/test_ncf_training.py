@@ -270,7 +270,7 @@ def test_reproduce_ncf_writes_resumable_tables(tmp_path):
     torch.set_num_threads(1)
 
 
-def test_a_family_stopped_midway_keeps_its_finished_models(tmp_path, monkeypatch):
+def test_a_family_stopped_midway_keeps_its_finished_models(tmp_path, monkeypatch, capsys):
     """GMF is saved the moment it is done: a failure in the family's pre-trained NeuMF loses
     only that model, and the rerun trains only it."""
     from ncf_vs_mf import ncf_training
@@ -291,6 +291,8 @@ def test_a_family_stopped_midway_keeps_its_finished_models(tmp_path, monkeypatch
     with pytest.raises(RuntimeError, match="1 NCF job"):
         reproduce_ncf(**kwargs)
     assert done == ["GMF", "MLP"]  # MLP trained for pre-training only: not a result row
+    log = capsys.readouterr().out
+    assert "done synthetic GMF k=2 (d=2) seed=0" in log and "FAILED" in log
     first = pd.read_csv(tmp_path / "ncf_runs.csv")
     assert list(first["model"]) == ["GMF"]
     assert set(pd.read_csv(tmp_path / "ncf_curves.csv")["model"]) == {"GMF"}

@@ -269,6 +269,11 @@ def _train_ncf_job(job: list[dict], data_dir: str | None, threads: int,
                        for r in result.curves], invocation)  # curves first: a row marks done
         runs.append([row], invocation)
         rows.append(row)
+        print(f"done {row['dataset']} {row['model']} k={row['predictive_factor']} "
+              f"(d={row['dim']}) seed={row['seed']}: epoch {row['epochs_selected']} "
+              f"HR@10={row['hr10']:.4f} NDCG@10={row['ndcg10']:.4f}; NCF's rule "
+              f"(epoch {row['epoch_test_selected']}) HR@10="
+              f"{row['hr10_test_selected']:.4f} ({row['seconds']:.0f} s)", flush=True)
 
     run_family(split, tuning, list(cells), job[0]["predictive_factor"], job[0]["seed"], config,
                max_batches=max_batches, on_result=record)
@@ -291,19 +296,13 @@ def run_ncf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultT
     failures = []
 
     def finish(job: list[dict], outcome) -> None:
-        if isinstance(outcome, BaseException):
-            names = ", ".join(f"{c['model']} k={c['predictive_factor']} seed={c['seed']}"
-                              for c in job)
-            print(f"FAILED {names} (its models done before the error are saved): "
-                  f"{outcome!r}", flush=True)
-            failures.append((names, outcome))
-            return
-        for row in outcome:
-            print(f"done {row['dataset']} {row['model']} k={row['predictive_factor']} "
-                  f"(d={row['dim']}) seed={row['seed']}: epoch {row['epochs_selected']} "
-                  f"HR@10={row['hr10']:.4f} NDCG@10={row['ndcg10']:.4f}; NCF's rule "
-                  f"(epoch {row['epoch_test_selected']}) HR@10="
-                  f"{row['hr10_test_selected']:.4f} ({row['seconds']:.0f} s)", flush=True)
+        if not isinstance(outcome, BaseException):
+            return  # each model printed its line and saved its row when it was done
+        names = ", ".join(f"{c['model']} k={c['predictive_factor']} seed={c['seed']}"
+                          for c in job)
+        print(f"FAILED {names} (its models done before the error are saved): {outcome!r}",
+              flush=True)
+        failures.append((names, outcome))
 
     if jobs <= 1:  # in this process (notebooks, tests); the thread setting is restored after
         import torch
