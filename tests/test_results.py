@@ -192,3 +192,30 @@ def test_count_higher_counts_positive_differences_per_model():
     assert table.loc["MLP", "min hr10_diff"] == pytest.approx(-0.01)
     assert table.loc["MLP", "ndcg10_diff > 0"] == 3 and table.loc["NeuMF", "ndcg10_diff > 0"] == 0
     assert table.index.tolist() == ["MLP", "NeuMF"]  # first-seen order
+
+
+def test_ncf_findings_count_each_statement_where_it_holds():
+    mf_versus_ncf = pd.DataFrame({
+        "model": ["GMF", "MLP", "MLP", "NeuMF (pre-trained)"], "dim": [16, 16, 32, 24],
+        "hr10_diff": [-0.004, 0.03, 0.02, 0.01], "ndcg10_diff": [0.002, 0.01, -0.001, 0.02],
+        "hr10_beyond_ci": [False, True, True, False]})
+    ncf_versus = pd.DataFrame({
+        "model": ["MLP", "MLP", "NeuMF (pre-trained)"], "dim": [16, 32, 24],
+        "hr10_diff": [-0.01, -0.02, 0.003], "hr10_diff_ncf_rule": [-0.005, 0.001, 0.004]})
+    runs = pd.DataFrame({
+        "model": ["NeuMF", "NeuMF-pretrained", "NeuMF", "NeuMF-pretrained", "NeuMF-pretrained"],
+        "predictive_factor": [8, 8, 8, 8, 16], "seed": [0, 0, 1, 1, 0],
+        "hr10": [0.68, 0.67, 0.66, 0.69, 0.70], "hr10_test_selected": [0.68, 0.675, 0.67, 0.69, 0.71],
+        "epochs_selected": [9, 0, 12, 3, 0]})
+    table = summaries.ncf_findings(mf_versus_ncf, ncf_versus, runs).set_index("finding")
+    counts = list(zip(table["holds"], table["of"]))
+    # MF vs MLP/NeuMF: only MLP d=16 and NeuMF d=24 are higher on both metrics (MLP d=32 loses
+    # NDCG); beyond the interval: the two MLP rows; GMF: HR lower, so not both
+    assert counts[:3] == [(2, 3), (2, 3), (0, 1)]
+    assert table.iloc[0]["min"] == pytest.approx(0.01) and table.iloc[0]["max"] == pytest.approx(0.03)
+    assert counts[3:5] == [(2, 3), (1, 3)]  # below published; under NCF's rule only MLP d=16
+    assert counts[5] == (3, 5) and table.iloc[5]["max"] == pytest.approx(0.01)
+    # pre-trained vs scratch over the (k, seed) pairs both have: seed 0 -0.01, seed 1 +0.03
+    assert counts[6] == (1, 2)
+    assert table.iloc[6]["min"] == pytest.approx(-0.01) and table.iloc[6]["max"] == pytest.approx(0.03)
+    assert counts[7] == (2, 3) and table.iloc[7]["max"] == 3
