@@ -132,8 +132,9 @@ def ncf_findings(mf_versus_ncf: pd.DataFrame, ncf_versus: pd.DataFrame,
 
     ``mf_versus_ncf``: our MF minus our NCF models (:func:`versus_published` with label "ncf");
     ``ncf_versus``: ours minus published (:func:`ncf_versus_published`); ``runs``: the rows of
-    ``ncf_runs.csv``, one per model, k and seed. Printing the checks beside the prose keeps the
-    prose honest when more settings are committed.
+    ``ncf_runs.csv``, one per model, k and seed ("MF" is our matrix factorization; pre-trained
+    and from-scratch NeuMF are paired by k and seed). Printing the checks beside the prose keeps
+    the prose honest when more settings are committed.
     """
     learned = mf_versus_ncf[mf_versus_ncf["model"] != "GMF"]
     gmf = mf_versus_ncf[mf_versus_ncf["model"] == "GMF"]
@@ -149,24 +150,24 @@ def ncf_findings(mf_versus_ncf: pd.DataFrame, ncf_versus: pd.DataFrame,
         return (diffs["hr10_diff"] > 0) & (diffs["ndcg10_diff"] > 0)
 
     checks = [
-        ("our MF above MLP and both NeuMFs, HR@10 and NDCG@10", "settings",
+        ("MF above MLP and both NeuMFs (HR and NDCG)", "settings",
          both_higher(learned), "MF minus model, HR@10", learned["hr10_diff"]),
-        ("... by more than our MF's 95% interval (HR@10)", "settings",
+        ("... by more than its 95% interval (HR@10)", "settings",
          (learned["hr10_diff"] > 0) & learned["hr10_beyond_ci"], "MF minus model, HR@10",
          learned["hr10_diff"]),
-        ("our MF above GMF, HR@10 and NDCG@10", "settings", both_higher(gmf),
+        ("MF above GMF (HR and NDCG)", "settings", both_higher(gmf),
          "MF minus GMF, HR@10", gmf["hr10_diff"]),
-        ("our MLP and NeuMFs below NCF's published numbers (epoch chosen on validation)",
+        ("our MLP/NeuMF below published (validation epoch)",
          "settings", vs_published["hr10_diff"] < 0, "ours minus published, HR@10",
          vs_published["hr10_diff"]),
-        ("... still below under NCF's rule (best test epoch)", "settings",
+        ("... and under NCF's rule (best test epoch)", "settings",
          vs_published["hr10_diff_ncf_rule"] < 0, "ours minus published, HR@10",
          vs_published["hr10_diff_ncf_rule"]),
-        ("the best test epoch scores above the validation-chosen one", "runs", inflation > 0,
+        ("best test epoch above the validation-chosen one", "runs", inflation > 0,
          "inflation, HR@10", inflation),
-        ("pre-trained NeuMF above NeuMF from scratch (same k and seed)", "runs",
+        ("pre-trained NeuMF above NeuMF from scratch", "runs",
          pretraining_gain > 0, "pre-trained minus scratch, HR@10", pretraining_gain),
-        ("pre-trained NeuMF: the validation run keeps epoch 0 (no fine-tuning)", "runs",
+        ("pre-trained NeuMF keeps epoch 0 (no fine-tuning)", "runs",
          pretrained["epochs_selected"] == 0, "selected epoch", pretrained["epochs_selected"]),
     ]
     return pd.DataFrame([{
