@@ -240,11 +240,16 @@ def _ncf_jobs(todo: list[dict]) -> list[list[dict]]:
     return sorted(groups.values(), key=lambda g: (g[0]["predictive_factor"], g[0]["seed"], -len(g)))
 
 
+def _under_cell(cell: dict, record: dict) -> dict:
+    """The cell's columns first, then the record's others (the cell's values win)."""
+    return {**cell, **{k: v for k, v in record.items() if k not in cell}}
+
+
 def _train_ncf_job(job: list[dict], data_dir: str | None, threads: int,
                    config_kwargs: dict[str, Any], runs: ResultTable, curves: ResultTable,
-                   invocation: Invocation) -> list[dict]:
+                   invocation: Invocation) -> None:
     """Worker: train the models of one job (same dataset, k and seed), appending each model's
-    curves and row to the tables as soon as it finishes; return the rows.
+    curves and row to the tables (and a line to the log) as soon as it finishes.
 
     Saving per model, not per job, keeps a pre-training family's GMF and MLP when the process
     is stopped during its (slowest) pre-trained NeuMF.
@@ -260,15 +265,12 @@ def _train_ncf_job(job: list[dict], data_dir: str | None, threads: int,
     config = NCFConfig(**config_kwargs)
     max_batches = job[0]["max_batches"] or None
     cells = {cell["model"]: cell for cell in job}
-    rows = []
 
     def record(result: ProtocolResult) -> None:
         cell = cells[result.model]
-        row = {**cell, **{k: v for k, v in result.row.items() if k not in cell}}
-        curves.append([{**cell, **{k: v for k, v in r.items() if k not in cell}}
-                       for r in result.curves], invocation)  # curves first: a row marks done
+        row = _under_cell(cell, result.row)
+        curves.append([_under_cell(cell, r) for r in result.curves], invocation)  # a row marks done
         runs.append([row], invocation)
-        rows.append(row)
         print(f"done {row['dataset']} {row['model']} k={row['predictive_factor']} "
               f"(d={row['dim']}) seed={row['seed']}: epoch {row['epochs_selected']} "
               f"HR@10={row['hr10']:.4f} NDCG@10={row['ndcg10']:.4f}; NCF's rule "
@@ -277,7 +279,6 @@ def _train_ncf_job(job: list[dict], data_dir: str | None, threads: int,
 
     run_family(split, tuning, list(cells), job[0]["predictive_factor"], job[0]["seed"], config,
                max_batches=max_batches, on_result=record)
-    return rows
 
 
 def run_ncf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultTable,
@@ -295,14 +296,12 @@ def run_ncf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultT
         return 0
     failures = []
 
-    def finish(job: list[dict], outcome) -> None:
-        if not isinstance(outcome, BaseException):
-            return  # each model printed its line and saved its row when it was done
+    def fail(job: list[dict], error: Exception) -> None:
         names = ", ".join(f"{c['model']} k={c['predictive_factor']} seed={c['seed']}"
                           for c in job)
-        print(f"FAILED {names} (its models done before the error are saved): {outcome!r}",
+        print(f"FAILED {names} (its models done before the error are saved): {error!r}",
               flush=True)
-        failures.append((names, outcome))
+        failures.append((names, error))
 
     if jobs <= 1:  # in this process (notebooks, tests); the thread setting is restored after
         import torch
@@ -311,11 +310,9 @@ def run_ncf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultT
         try:
             for job in _ncf_jobs(todo):
                 try:
-                    outcome = _train_ncf_job(job, data_dir, threads, config_kwargs, runs, curves,
-                                             invocation)
+                    _train_ncf_job(job, data_dir, threads, config_kwargs, runs, curves, invocation)
                 except Exception as error:  # noqa: BLE001 - report, keep the grid going
-                    outcome = error
-                finish(job, outcome)
+                    fail(job, error)
         finally:
             torch.set_num_threads(saved)
     else:
@@ -331,10 +328,9 @@ def run_ncf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultT
                 for future in finished:
                     job = pending.pop(future)
                     try:
-                        outcome = future.result()
+                        future.result()
                     except Exception as error:  # noqa: BLE001 - report, keep the grid going
-                        outcome = error
-                    finish(job, outcome)
+                        fail(job, error)
     if failures:
         raise RuntimeError(f"{len(failures)} NCF job(s) failed: "
                            + "; ".join(f"{n}: {e!r}" for n, e in failures))
