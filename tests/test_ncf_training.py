@@ -17,7 +17,7 @@ from ncf_vs_mf.data import synthetic_split, tuning_split
 from ncf_vs_mf.evaluation import SampledEvaluator
 from ncf_vs_mf.models import EmbeddingModel
 from ncf_vs_mf.ncf_training import (
-    NCFConfig, NegativeSampler, build_model, evaluate_model, fit, resolve_device,
+    ComponentStore, NCFConfig, NegativeSampler, build_model, evaluate_model, fit, resolve_device,
     run_family, run_protocol, select_epoch,
 )
 
@@ -296,12 +296,80 @@ def test_a_family_stopped_midway_keeps_its_finished_models(tmp_path, monkeypatch
     first = pd.read_csv(tmp_path / "ncf_runs.csv")
     assert list(first["model"]) == ["GMF"]
     assert set(pd.read_csv(tmp_path / "ncf_curves.csv")["model"]) == {"GMF"}
-    monkeypatch.setattr(ncf_training, "run_protocol", real)
+    stored = sorted(p.name.split("_")[0] for p in (tmp_path / "components").glob("*.pt"))
+    assert stored == ["GMF", "MLP"]
+    done.clear()
+
+    def counting(split, tuning, name, *args, **kwargs):
+        done.append(name)
+        return real(split, tuning, name, *args, **kwargs)
+
+    monkeypatch.setattr(ncf_training, "run_protocol", counting)
     again = reproduce_ncf(**kwargs)
+    assert done == ["NeuMF-pretrained"]  # GMF and MLP come from components/, not retrained
     assert sorted(again["model"]) == ["GMF", "NeuMF-pretrained"]
     gmf = again[again["model"] == "GMF"]
     assert len(gmf) == 1 and gmf["run_id"].item() == first["run_id"].item()
     torch.set_num_threads(1)
+
+
+def _curves_without_timing(curves: list[dict]) -> list[dict]:
+    return [_without_timing(row) for row in curves]
+
+
+def test_stored_components_give_the_same_pretrained_neumf(split, tuning, pretrained_run,
+                                                          tmp_path, monkeypatch):
+    """Components saved by one family and loaded by the next give a pre-trained NeuMF equal to
+    the one built from freshly trained components, without training GMF or MLP again."""
+    from ncf_vs_mf import ncf_training
+
+    config = NCFConfig(epochs=3, device="cpu")
+    store = ComponentStore(tmp_path, split, tuning, config)
+    first = run_family(split, tuning, ["GMF", "MLP"], k=4, seed=0, config=config, store=store)
+    assert sorted(p.name.split("_")[0] for p in tmp_path.glob("*.pt")) == ["GMF", "MLP"]
+    real = ncf_training.run_protocol
+    trained = []
+
+    def counting(split, tuning, name, *args, **kwargs):
+        trained.append(name)
+        return real(split, tuning, name, *args, **kwargs)
+
+    monkeypatch.setattr(ncf_training, "run_protocol", counting)
+    again = ComponentStore(tmp_path, split, tuning, config)  # as a new process would build it
+    [neumf] = run_family(split, tuning, ["NeuMF-pretrained"], k=4, seed=0, config=config,
+                         store=again)
+    assert trained == ["NeuMF-pretrained"]
+    expected = pretrained_run[2]
+    assert _without_timing(neumf.row) == _without_timing(expected.row)
+    assert _curves_without_timing(neumf.curves) == _curves_without_timing(expected.curves)
+    loaded = again.load("GMF", 4, 0)
+    assert _without_timing(loaded.row) == _without_timing(first[0].row)
+    assert _curves_without_timing(loaded.curves) == _curves_without_timing(first[0].curves)
+    for which, state in first[0].states.items():
+        assert all(torch.equal(state[name], loaded.states[which][name]) for name in state)
+
+
+def test_components_of_other_settings_or_data_are_not_used(split, tuning, tmp_path):
+    config = NCFConfig(epochs=1, device="cpu")
+    store = ComponentStore(tmp_path, split, tuning, config)
+    run_family(split, tuning, ["GMF"], k=2, seed=0, config=config, store=store)
+    assert store.load("GMF", 2, 0) is not None
+    assert store.load("GMF", 2, 1) is None and store.load("GMF", 4, 0) is None
+    assert ComponentStore(tmp_path, split, tuning, NCFConfig(epochs=2)).load("GMF", 2, 0) is None
+    other = dataclasses.replace(split, train_items=split.train_items[::-1].copy())
+    assert ComponentStore(tmp_path, other, tuning, config).load("GMF", 2, 0) is None
+    # settings that only pre-trained NeuMF reads do not invalidate its components
+    mixed = dataclasses.replace(config, alpha=0.3, finetune_lr=0.01)
+    assert ComponentStore(tmp_path, split, tuning, mixed).load("GMF", 2, 0) is not None
+
+
+def test_an_unreadable_component_file_is_named(split, tuning, tmp_path):
+    config = NCFConfig(epochs=1, device="cpu")
+    store = ComponentStore(tmp_path, split, tuning, config)
+    path = store.path("GMF", 2, 0)
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(RuntimeError, match=f"{path.name}.*delete the file"):
+        store.load("GMF", 2, 0)
 
 
 def test_ncf_jobs_run_cheap_cells_first_and_keep_families_together():

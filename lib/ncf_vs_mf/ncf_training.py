@@ -87,9 +87,14 @@ available (GPU kernels may be nondeterministic).
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -100,11 +105,13 @@ from torch import nn
 from .data import LeaveOneOutSplit
 from .evaluation import RankingMetrics, SampledEvaluator
 from .models import EmbeddingModel, ncf_embedding_dim, ncf_model
+from .results import atomic_write_bytes
 
 __all__ = [
     "MODELS",
     "BASE_MODELS",
     "NCFConfig",
+    "ComponentStore",
     "NegativeSampler",
     "FitResult",
     "ProtocolResult",
@@ -123,6 +130,7 @@ __all__ = [
 
 BASE_MODELS = ("GMF", "MLP", "NeuMF")
 PRETRAINED_MODELS = {"NeuMF-pretrained": "sgd", "NeuMF-pretrained-adam": "adam"}
+BASE_PARTS = ("GMF", "MLP")  # what a pre-trained NeuMF is built from
 MODELS = BASE_MODELS + tuple(PRETRAINED_MODELS)
 _SIMILARITY = {"GMF": "gmf", "MLP": "mlp", "NeuMF": "neumf",
                "NeuMF-pretrained": "neumf", "NeuMF-pretrained-adam": "neumf"}
@@ -533,7 +541,7 @@ def run_protocol(split: LeaveOneOutSplit, tuning: LeaveOneOutSplit, model: str, 
         runs = [validation, test]
     else:
         components = dict(components or {})
-        for part in ("GMF", "MLP"):
+        for part in BASE_PARTS:
             if part not in components:
                 components[part] = run_protocol(split, tuning, part, k, seed, config,
                                                 evaluations=evaluations,
@@ -574,16 +582,77 @@ def run_protocol(split: LeaveOneOutSplit, tuning: LeaveOneOutSplit, model: str, 
     return ProtocolResult(model, k, seed, row, curves, states)
 
 
+class ComponentStore:
+    """GMF and MLP results kept on disk (row, curves, the states pre-training starts from).
+
+    A pre-trained NeuMF needs its GMF and MLP; when a long grid is stopped after those were
+    saved as result rows, the rerun loads them from here instead of training them again (at
+    k = 64 that is over an hour of CPU). A file is used only if everything that determines the
+    components is unchanged: the training settings, the evaluation splits' data, the epoch
+    truncation, the device and the torch thread count (``key``); its name carries a digest of
+    that key, so other settings simply miss. Files are written atomically.
+    """
+
+    def __init__(self, directory: str | os.PathLike, split: LeaveOneOutSplit,
+                 tuning: LeaveOneOutSplit, config: NCFConfig, max_batches: int | None = None):
+        self.directory = Path(directory)
+        settings = {k: v for k, v in asdict(config).items() if k not in ("alpha", "finetune_lr")}
+        settings["device"] = str(resolve_device(config.device))
+        self.key = {"settings": settings, "max_batches": max_batches,
+                    "threads": torch.get_num_threads(),
+                    "data": {"test": _split_digest(split), "validation": _split_digest(tuning)}}
+        self.digest = hashlib.sha256(json.dumps(self.key, sort_keys=True).encode()).hexdigest()
+
+    def path(self, model: str, k: int, seed: int) -> Path:
+        return self.directory / f"{model}_k{k}_seed{seed}_{self.digest[:16]}.pt"
+
+    def save(self, result: ProtocolResult) -> None:
+        record = {"key": json.dumps(self.key, sort_keys=True),
+                  "result": json.dumps({"model": result.model, "k": result.k, "seed": result.seed,
+                                        "row": result.row, "curves": result.curves},
+                                       default=lambda value: value.item()),
+                  "states": result.states}
+        buffer = io.BytesIO()
+        torch.save(record, buffer)
+        atomic_write_bytes(self.path(result.model, result.k, result.seed), buffer.getvalue())
+
+    def load(self, model: str, k: int, seed: int) -> ProtocolResult | None:
+        """The stored result of ``model`` at (k, seed) under this key, or None."""
+        path = self.path(model, k, seed)
+        if not path.exists():
+            return None
+        try:
+            record = torch.load(path, map_location="cpu", weights_only=True)
+            result = json.loads(record["result"])
+            same = json.loads(record["key"]) == json.loads(json.dumps(self.key, sort_keys=True))
+        except Exception as error:  # noqa: BLE001 - any unreadable file gets the same advice
+            raise RuntimeError(f"cannot read the stored {model} components {path}: {error!r}; "
+                               "delete the file to train them again") from error
+        if not same:  # a digest collision of different keys: not ours
+            return None
+        return ProtocolResult(result["model"], result["k"], result["seed"], result["row"],
+                              result["curves"], record["states"])
+
+
+def _split_digest(split: LeaveOneOutSplit) -> str:
+    """SHA-256 of a split's sizes and arrays (what training and evaluation read)."""
+    digest = hashlib.sha256(f"{split.n_users} {split.n_items}".encode())
+    for array in (split.train_users, split.train_items, split.test_items, split.test_negatives):
+        digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+    return digest.hexdigest()
+
+
 def run_family(split: LeaveOneOutSplit, tuning: LeaveOneOutSplit, models, k: int, seed: int,
                config: NCFConfig = NCFConfig(), max_batches: int | None = None,
                verbose: bool = False,
                on_result: Callable[[ProtocolResult], None] | None = None,
-               ) -> list[ProtocolResult]:
+               store: ComponentStore | None = None) -> list[ProtocolResult]:
     """Run several models of one (k, seed), training GMF and MLP once for all pre-trained NeuMFs.
 
     Returns the results of ``models`` only (GMF/MLP trained just for pre-training are dropped);
     ``on_result`` gets each of them as soon as it is done, so a caller can save it before the
-    next (slower) model of the family starts.
+    next (slower) model of the family starts. With a ``store``, GMF and MLP are loaded from it
+    when there, and saved to it when trained.
     """
     models = list(models)
     for name in models:
@@ -592,13 +661,19 @@ def run_family(split: LeaveOneOutSplit, tuning: LeaveOneOutSplit, models, k: int
     evaluations = {"validation": _EvalData(tuning, device), "test": _EvalData(split, device)}
     needs_parts = any(m in PRETRAINED_MODELS for m in models)
     results: dict[str, ProtocolResult] = {}
-    for name in (["GMF", "MLP"] if needs_parts else []) + models:
+    for name in (list(BASE_PARTS) if needs_parts else []) + models:
         if name in results:
             continue
-        parts = {p: results[p] for p in ("GMF", "MLP") if p in results}
-        results[name] = run_protocol(split, tuning, name, k, seed, config, components=parts,
-                                     evaluations=evaluations, max_batches=max_batches,
-                                     verbose=verbose)
+        stored = store.load(name, k, seed) if store is not None and name in BASE_PARTS else None
+        if stored is not None:
+            results[name] = stored
+        else:
+            parts = {p: results[p] for p in BASE_PARTS if p in results}
+            results[name] = run_protocol(split, tuning, name, k, seed, config, components=parts,
+                                         evaluations=evaluations, max_batches=max_batches,
+                                         verbose=verbose)
+            if store is not None and name in BASE_PARTS:
+                store.save(results[name])
         if on_result is not None and name in models:
             on_result(results[name])
     return [results[name] for name in models]

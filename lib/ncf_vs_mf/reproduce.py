@@ -209,6 +209,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
 NCF_KEY = ["dataset", "model", "predictive_factor", "dim", "seed", "max_epochs", "lr",
            "finetune_lr", "negatives", "batch_size", "reg", "validation", "max_batches"]
 NCF_DEFAULT_MODELS = ("GMF", "MLP", "NeuMF", "NeuMF-pretrained")
+COMPONENTS_FOLDER = "components"  # trained GMF and MLP for pre-training, not committed
 NCF_VALIDATION = "tuning split (latest training interaction per user, 100 negatives, seed 0)"
 
 
@@ -252,11 +253,12 @@ def _train_ncf_job(job: list[dict], data_dir: str | None, threads: int,
     curves and row to the tables (and a line to the log) as soon as it finishes.
 
     Saving per model, not per job, keeps a pre-training family's GMF and MLP when the process
-    is stopped during its (slowest) pre-trained NeuMF.
+    is stopped during its (slowest) pre-trained NeuMF; their trained states go to the
+    ``components`` folder beside the tables, so the rerun fine-tunes without training them again.
     """
     import torch
 
-    from .ncf_training import NCFConfig, ProtocolResult, run_family
+    from .ncf_training import ComponentStore, NCFConfig, ProtocolResult, run_family
 
     torch.set_num_threads(max(1, threads))
     dataset = job[0]["dataset"]
@@ -277,8 +279,9 @@ def _train_ncf_job(job: list[dict], data_dir: str | None, threads: int,
               f"(epoch {row['epoch_test_selected']}) HR@10="
               f"{row['hr10_test_selected']:.4f} ({row['seconds']:.0f} s)", flush=True)
 
+    store = ComponentStore(runs.path.parent / COMPONENTS_FOLDER, split, tuning, config, max_batches)
     run_family(split, tuning, list(cells), job[0]["predictive_factor"], job[0]["seed"], config,
-               max_batches=max_batches, on_result=record)
+               max_batches=max_batches, on_result=record, store=store)
 
 
 def run_ncf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultTable,
@@ -354,13 +357,14 @@ def reproduce_ncf(dataset: str = "ml-1m", models=NCF_DEFAULT_MODELS, factors=(8,
 
     Pre-trained NeuMF needs GMF and MLP of the same k and seed: the job that trains it trains
     them too (the same seeds give the same numbers as the GMF/MLP cells, so when those cells
-    are in the same job they are trained once and written from there; when they are already
-    done, they are retrained for the pre-training only). A job's rows are written when the
-    whole job ends. Cost on a 2-core 2.8 GHz Xeon, one thread per process, measured while the
-    MF grid occupied both cores: an ML-1M epoch takes about 20-50 s (GMF, k = 8..64), 55-135 s
-    (MLP), 45-170 s (NeuMF), 35-120 s (NeuMF's SGD fine-tuning); a cell trains 2 x 20 epochs
-    (pre-trained NeuMF 2-3 x 20 fine-tuning epochs), so the default grid is roughly 12-14 CPU
-    hours per seed.
+    are in the same job they are trained once and written from there). Each model's rows are
+    written when it is done, and the trained GMF and MLP are kept in ``out/components/`` (not
+    committed; about 25 MB per (k, seed) at k = 64), so a grid stopped during a pre-trained
+    NeuMF loads them on the rerun instead of training them again. Cost on a 2-core 2.8 GHz
+    Xeon, one thread per process, measured while the MF grid occupied both cores: an ML-1M
+    epoch takes about 20-50 s (GMF, k = 8..64), 55-135 s (MLP), 45-170 s (NeuMF), 35-120 s
+    (NeuMF's SGD fine-tuning); a cell trains 2 x 20 epochs (pre-trained NeuMF 2-3 x 20
+    fine-tuning epochs), so the default grid is roughly 12-14 CPU hours per seed.
     """
     from .ncf_training import MODELS, NCFConfig
 

@@ -38,16 +38,16 @@ RESULTS_DIR = REPO_ROOT / "results"
 LIBRARIES = ("ncf-vs-mf", "numpy", "numba", "torch", "pandas", "faiss-cpu", "implicit")
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a synced temporary file and a rename.
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a synced temporary file and a rename.
 
     The file gets the permissions a plain ``open`` would give (temporary files are private).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.",
-                                     delete=False, encoding="utf-8") as tmp:
+    with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=f".{path.name}.",
+                                     delete=False) as tmp:
         try:
-            tmp.write(text)
+            tmp.write(data)
             tmp.flush()
             os.fsync(tmp.fileno())
             os.chmod(tmp.name, 0o666 & ~_umask())
@@ -55,6 +55,11 @@ def atomic_write_text(path: Path, text: str) -> None:
             os.unlink(tmp.name)
             raise
     os.replace(tmp.name, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (``atomic_write_bytes``)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 @contextmanager
