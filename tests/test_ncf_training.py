@@ -381,3 +381,16 @@ def test_ncf_jobs_run_cheap_cells_first_and_keep_families_together():
     assert [(j[0]["predictive_factor"], j[0]["seed"], len(j)) for j in jobs] == [
         (8, 0, 3), (8, 0, 1), (8, 1, 3), (8, 1, 1), (64, 0, 3), (64, 0, 1), (64, 1, 3), (64, 1, 1)]
     assert {c["model"] for c in jobs[0]} == {"GMF", "MLP", "NeuMF-pretrained"}
+
+
+def test_a_grid_in_two_processes_gives_the_rows_of_one(tmp_path):
+    """The spawned workers (``parallel.worker_pool``) train exactly what the serial path does."""
+    from ncf_vs_mf.reproduce import reproduce_ncf
+
+    kwargs = dict(dataset="synthetic", models=["GMF", "NeuMF", "NeuMF-pretrained"], factors=[2],
+                  seeds=[0], epochs=1, max_batches=20)
+    tables = [reproduce_ncf(jobs=jobs, out=tmp_path / str(jobs), **kwargs) for jobs in (1, 2)]
+    torch.set_num_threads(1)
+    serial, parallel = ([_without_timing(row) for row in table.drop(columns="run_id")
+                         .sort_values("model").to_dict("records")] for table in tables)
+    assert len(serial) == 3 and parallel == serial

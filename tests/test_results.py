@@ -106,6 +106,16 @@ def test_failed_atomic_write_keeps_the_old_file(tmp_path):
     assert (tmp_path / "a.txt").read_text() == "old\n"
 
 
+def test_a_grid_in_two_processes_gives_the_rows_of_one(tmp_path):
+    """The spawned workers (``parallel.worker_pool``) train exactly what the serial path does."""
+    kwargs = dict(dataset="synthetic", dims=[4, 8], seeds=[0], epochs=2, lr=[0.05], eval_every=1)
+    timing = ["run_id", "seconds", "updates_per_second"]
+    serial, parallel = (reproduce_mf(jobs=jobs, out=tmp_path / str(jobs), **kwargs)
+                        .drop(columns=timing).sort_values("dim").reset_index(drop=True)
+                        for jobs in (1, 2))
+    pd.testing.assert_frame_equal(parallel, serial)
+
+
 def test_grid_resumes_and_skips_finished_cells(tmp_path):
     kwargs = dict(dataset="synthetic", dims=[4, 8], epochs=3, lr=[0.05], jobs=1, eval_every=1,
                   out=tmp_path)

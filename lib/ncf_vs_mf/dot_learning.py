@@ -31,11 +31,10 @@ model, every layer starts Glorot-uniform with zero biases and the last partial b
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +46,7 @@ import torch.nn.functional as F
 
 from .models import MLPSimilarity, _glorot_uniform_, paper_hidden, parameter_count
 from .ncf_training import _make_optimizer, resolve_device
+from .parallel import worker_pool
 from .results import RESULTS_DIR, Invocation, ResultTable, provenance_overview
 from .summaries import over_seeds
 
@@ -520,9 +520,7 @@ def _outcomes(todo: list[dict[str, Any]], device: str, threads: int,
         finally:
             torch.set_num_threads(saved)
         return
-    # spawned, not forked: a fork of a process whose torch thread pools have run can hang
-    with ProcessPoolExecutor(max_workers=jobs,
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
+    with worker_pool(jobs) as pool:
         futures = {pool.submit(run_cell, cell, device, threads): cell for cell in todo}
         for future in as_completed(futures):
             error = future.exception()

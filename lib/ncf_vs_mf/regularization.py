@@ -31,11 +31,10 @@ import argparse
 import copy
 import itertools
 import math
-import multiprocessing
 import os
 import shlex
 import sys
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from pathlib import Path
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -49,6 +48,7 @@ from . import data as data_mod
 from .data import LeaveOneOutSplit
 from .models import DotSimilarity, EmbeddingModel, GMFSimilarity
 from .ncf_training import FitResult, NCFConfig, NegativeSampler, fit, l2_penalty
+from .parallel import worker_pool
 from .results import RESULTS_DIR, Invocation, ResultTable
 
 if TYPE_CHECKING:
@@ -288,8 +288,7 @@ def run_grid(cells: list[dict], runs: ResultTable, curves: ResultTable, invocati
     from .reproduce import _pending
 
     todo = _pending(cells, runs)
-    spawn = multiprocessing.get_context("spawn")  # torch thread pools do not survive a fork
-    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=spawn) as pool:
+    with worker_pool(jobs) as pool:
         pending = {pool.submit(_train_cell, cell, data_dir) for cell in todo}
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import multiprocessing
 import os
 import shlex
 import sys
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from . import data as data_mod
+from .parallel import worker_pool
 from .results import RESULTS_DIR, Invocation, ResultTable
 
 MF_KEY = ["dataset", "split", "model", "dim", "seed", "epochs", "lr", "reg", "negatives", "dtype",
@@ -86,9 +86,7 @@ def run_mf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultTa
     todo = _pending(cells, runs)
     if not todo:
         return 0
-    # spawned, not forked: forking after numba's OpenMP threads have run aborts the child
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=spawn) as pool:
+    with worker_pool(jobs) as pool:
         pending = {pool.submit(_train_cell, cell, data_dir, eval_every): cell for cell in todo}
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -319,10 +317,7 @@ def run_ncf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultT
         finally:
             torch.set_num_threads(saved)
     else:
-        # spawned, not forked, workers: forking a process whose torch thread pools have run can
-        # hang the child. Spawn needs an importable __main__ (a script or notebook, not stdin).
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        with worker_pool(jobs) as pool:
             pending = {pool.submit(_train_ncf_job, job, data_dir, threads, config_kwargs,
                                    runs, curves, invocation): job
                        for job in _ncf_jobs(todo)}
