@@ -590,7 +590,9 @@ class ComponentStore:
     k = 64 that is over an hour of CPU). A file is used only if everything that determines the
     components is unchanged: the training settings, the evaluation splits' data, the epoch
     truncation, the device and the torch thread count (``key``); its name carries a digest of
-    that key, so other settings simply miss. Files are written atomically.
+    that key, so other settings simply miss. Files are written atomically. Like the result
+    tables, the key holds settings and data, not code: after changing how GMF or MLP train,
+    delete the folder (and the rows they produced).
     """
 
     def __init__(self, directory: str | os.PathLike, split: LeaveOneOutSplit,
