@@ -21,9 +21,17 @@ from ncf_vs_mf.ncf_training import (
     run_family, run_protocol, select_epoch,
 )
 
-torch.set_num_threads(1)
-
 TIMING = {"seconds", "examples_per_second", "pretrain_seconds", "train_seconds"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread for the whole module, its module-scoped runs included: rows record the
+    thread count, and tests of other modules may have left another one."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
 
 
 @pytest.fixture(scope="module")
