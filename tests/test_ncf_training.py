@@ -398,7 +398,6 @@ def test_a_grid_in_two_processes_gives_the_rows_of_one(tmp_path):
     kwargs = dict(dataset="synthetic", models=["GMF", "NeuMF", "NeuMF-pretrained"], factors=[2],
                   seeds=[0], epochs=1, max_batches=20)
     tables = [reproduce_ncf(jobs=jobs, out=tmp_path / str(jobs), **kwargs) for jobs in (1, 2)]
-    torch.set_num_threads(1)
     serial, parallel = ([_without_timing(row) for row in table.drop(columns="run_id")
                          .sort_values("model").to_dict("records")] for table in tables)
     assert len(serial) == 3 and parallel == serial

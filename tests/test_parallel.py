@@ -35,6 +35,7 @@ def test_workers_exit_when_the_grid_process_is_killed(tmp_path):
     script.write_text(POOL_SCRIPT)
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
                               start_new_session=True)  # so the kill below reaches only it
+    worker = None
     try:
         worker = int(parent.stdout.readline())
         assert _alive(worker)
@@ -46,7 +47,5 @@ def test_workers_exit_when_the_grid_process_is_killed(tmp_path):
         assert not _alive(worker), "the worker outlived its grid process"
     finally:
         parent.kill()
-        try:
+        if worker is not None and _alive(worker):
             os.kill(worker, signal.SIGKILL)
-        except (ProcessLookupError, UnboundLocalError):
-            pass

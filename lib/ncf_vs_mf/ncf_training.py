@@ -600,16 +600,17 @@ class ComponentStore:
         self.directory = Path(directory)
         settings = {k: v for k, v in asdict(config).items() if k not in ("alpha", "finetune_lr")}
         settings["device"] = str(resolve_device(config.device))
-        self.key = {"settings": settings, "max_batches": max_batches,
-                    "threads": torch.get_num_threads(),
-                    "data": {"test": _split_digest(split), "validation": _split_digest(tuning)}}
-        self.digest = hashlib.sha256(json.dumps(self.key, sort_keys=True).encode()).hexdigest()
+        key = {"settings": settings, "max_batches": max_batches,
+               "threads": torch.get_num_threads(),
+               "data": {"test": _split_digest(split), "validation": _split_digest(tuning)}}
+        self.key = json.dumps(key, sort_keys=True)  # canonical: stored in, and compared to, files
+        self.digest = hashlib.sha256(self.key.encode()).hexdigest()
 
     def path(self, model: str, k: int, seed: int) -> Path:
         return self.directory / f"{model}_k{k}_seed{seed}_{self.digest[:16]}.pt"
 
     def save(self, result: ProtocolResult) -> None:
-        record = {"key": json.dumps(self.key, sort_keys=True),
+        record = {"key": self.key,
                   "result": json.dumps({"model": result.model, "k": result.k, "seed": result.seed,
                                         "row": result.row, "curves": result.curves},
                                        default=lambda value: value.item()),
@@ -626,11 +627,10 @@ class ComponentStore:
         try:
             record = torch.load(path, map_location="cpu", weights_only=True)
             result = json.loads(record["result"])
-            same = json.loads(record["key"]) == json.loads(json.dumps(self.key, sort_keys=True))
         except Exception as error:  # noqa: BLE001 - any unreadable file gets the same advice
             raise RuntimeError(f"cannot read the stored {model} components {path}: {error!r}; "
                                "delete the file to train them again") from error
-        if not same:  # a digest collision of different keys: not ours
+        if record["key"] != self.key:  # a digest collision of different keys: not ours
             return None
         return ProtocolResult(result["model"], result["k"], result["seed"], result["row"],
                               result["curves"], record["states"])
@@ -666,16 +666,15 @@ def run_family(split: LeaveOneOutSplit, tuning: LeaveOneOutSplit, models, k: int
     for name in (list(BASE_PARTS) if needs_parts else []) + models:
         if name in results:
             continue
-        stored = store.load(name, k, seed) if store is not None and name in BASE_PARTS else None
-        if stored is not None:
-            results[name] = stored
-        else:
+        kept = store if name in BASE_PARTS else None  # only components are stored
+        results[name] = kept.load(name, k, seed) if kept is not None else None
+        if results[name] is None:
             parts = {p: results[p] for p in BASE_PARTS if p in results}
             results[name] = run_protocol(split, tuning, name, k, seed, config, components=parts,
                                          evaluations=evaluations, max_batches=max_batches,
                                          verbose=verbose)
-            if store is not None and name in BASE_PARTS:
-                store.save(results[name])
+            if kept is not None:
+                kept.save(results[name])
         if on_result is not None and name in models:
             on_result(results[name])
     return [results[name] for name in models]
