@@ -204,7 +204,8 @@ def test_count_higher_counts_positive_differences_per_model():
     assert table.index.tolist() == ["MLP", "NeuMF"]  # first-seen order
 
 
-def test_ncf_findings_count_each_statement_where_it_holds():
+def _ncf_tables() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Small MF-vs-NCF, ours-vs-published and run tables with hand-checkable values."""
     mf_versus_ncf = pd.DataFrame({
         "model": ["GMF", "MLP", "MLP", "NeuMF (pre-trained)"], "dim": [16, 16, 32, 24],
         "hr10_diff": [-0.004, 0.03, 0.02, 0.01], "ndcg10_diff": [0.002, 0.01, -0.001, 0.02],
@@ -217,6 +218,11 @@ def test_ncf_findings_count_each_statement_where_it_holds():
         "predictive_factor": [8, 8, 8, 8, 16], "seed": [0, 0, 1, 1, 0],
         "hr10": [0.68, 0.67, 0.66, 0.69, 0.70], "hr10_test_selected": [0.68, 0.675, 0.67, 0.69, 0.71],
         "epochs_selected": [9, 0, 12, 3, 0]})
+    return mf_versus_ncf, ncf_versus, runs
+
+
+def test_ncf_findings_count_each_statement_where_it_holds():
+    mf_versus_ncf, ncf_versus, runs = _ncf_tables()
     table = summaries.ncf_findings(mf_versus_ncf, ncf_versus, runs).set_index("finding")
     counts = list(zip(table["holds"], table["of"]))
     # MF vs MLP/NeuMF: only MLP d=16 and NeuMF d=24 are higher on both metrics (MLP d=32 loses
@@ -229,3 +235,31 @@ def test_ncf_findings_count_each_statement_where_it_holds():
     assert counts[6] == (1, 2)
     assert table.iloc[6]["min"] == pytest.approx(-0.01) and table.iloc[6]["max"] == pytest.approx(0.03)
     assert counts[7] == (2, 3) and table.iloc[7]["max"] == 3
+
+
+def test_ncf_prose_numbers_are_the_quantities_the_text_cites():
+    numbers = summaries.ncf_prose_numbers(*_ncf_tables())
+    approx = {"gap_gmf_16": -0.004, "gap_gmf_min": -0.004, "gap_mlp_16": 0.03, "gap_mlp_32": 0.02,
+              "gap_mlp_min": 0.02, "gap_mlp_max": 0.03, "gap_neumf_pretrained_24": 0.01,
+              "gap_learned_min": 0.01, "gap_learned_max": 0.03,
+              # ours minus published: -0.01, -0.02, +0.003; under NCF's rule -0.005, +0.001, +0.004
+              "below_published_max": 0.02, "below_published_max_ncf_rule": 0.005,
+              # means per (model, k): NeuMF k=8 0.005, pre-trained k=8 0.0025, k=16 0.01
+              "inflation_mean_max": 0.01, "inflation_run_max": 0.01}
+    assert {k: numbers[k] for k in approx} == pytest.approx(approx)
+    assert (numbers["best_test_epoch_runs"], numbers["runs"]) == (2, 5)
+    assert (numbers["pretrained_epoch0"], numbers["pretrained_runs"]) == (1, 1)  # k >= 16
+    at_8 = summaries.ncf_prose_numbers(*_ncf_tables(), from_factor=8)
+    assert (at_8["pretrained_epoch0"], at_8["pretrained_runs"]) == (2, 3)
+    assert "gap_neumf_24" not in numbers  # only the models the comparison holds
+    # plain Python numbers: glue's text/plain must parse as a literal, not "np.float64(...)"
+    assert all(type(v) in (int, float) for v in numbers.values())
+
+
+def test_selected_epochs_one_row_per_model_and_k_one_column_per_seed():
+    table = summaries.selected_epochs(_ncf_tables()[2])
+    assert list(table.index) == [("NeuMF (no pre-training)", 8), ("NeuMF (pre-trained)", 8),
+                                 ("NeuMF (pre-trained)", 16)]
+    assert table.loc[("NeuMF (pre-trained)", 8)].tolist() == [0, 3]
+    assert table.loc[("NeuMF (pre-trained)", 16)].tolist()[0] == 0
+    assert table.loc[("NeuMF (pre-trained)", 16)].isna().tolist() == [False, True]  # no seed 1

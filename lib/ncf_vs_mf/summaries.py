@@ -175,3 +175,61 @@ def ncf_findings(mf_versus_ncf: pd.DataFrame, ncf_versus: pd.DataFrame,
         "quantity": quantity, "min": values.min() if len(values) else np.nan,
         "max": values.max() if len(values) else np.nan}
         for finding, unit, holds, quantity, values in checks])
+
+
+def _model_key(published_name: str) -> str:
+    """'NeuMF (pre-trained)' -> 'neumf_pretrained': a model's part of a prose-number name."""
+    ours = {name: model for model, name in NCF_MODEL_NAMES.items()}[published_name]
+    return ours.lower().replace("-", "_")
+
+
+def selected_epochs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The epoch each validation run chose, one row per model and k, one column per seed
+    (0 for pre-trained NeuMF is its starting point, before any fine-tuning)."""
+    tidy = runs.assign(model=pd.Categorical(runs["model"].map(NCF_MODEL_NAMES),
+                                            categories=list(NCF_MODEL_NAMES.values())))
+    table = tidy.pivot_table(index=["model", "predictive_factor"], columns="seed",
+                             values="epochs_selected", observed=True)
+    return table.astype("Int64").rename_axis(columns="seed")
+
+
+def ncf_prose_numbers(mf_versus_ncf: pd.DataFrame, ncf_versus: pd.DataFrame,
+                      runs: pd.DataFrame, from_factor: int = 16) -> dict[str, float | int]:
+    """The numbers the Section 3 prose cites about our NCF runs, by name, as plain Python
+    numbers: the chapter glues them into its text (myst-nb ``glue``), so the text follows the
+    committed results instead of being retyped when rows land. Inputs as :func:`ncf_findings`.
+
+    - ``gap_<model>_<d>``, ``gap_<model>_min``, ``gap_<model>_max``: our MF minus the model,
+      HR@10 (model: gmf, mlp, neumf, neumf_pretrained); ``gap_learned_min``/``_max`` over
+      MLP and both NeuMFs;
+    - ``below_published_max`` (and ``_ncf_rule``): the most our MLP/NeuMF HR@10 falls below
+      the published number at one d (negative when they are never below);
+    - ``inflation_mean_max``: the largest mean over seeds (per model and k) of the HR@10 that
+      test-set selection adds, ``inflation_run_max`` the largest in one run, and
+      ``best_test_epoch_runs`` of ``runs``: runs where it adds nothing;
+    - ``pretrained_epoch0`` of ``pretrained_runs``: pre-trained NeuMF runs at
+      k >= ``from_factor`` that keep epoch 0.
+    """
+    numbers: dict[str, float | int] = {}
+    for name, group in mf_versus_ncf.groupby("model", sort=False):
+        key = _model_key(name)
+        numbers.update({f"gap_{key}_{int(d)}": float(diff)
+                        for d, diff in zip(group["dim"], group["hr10_diff"])})
+        numbers[f"gap_{key}_min"] = float(group["hr10_diff"].min())
+        numbers[f"gap_{key}_max"] = float(group["hr10_diff"].max())
+    learned = mf_versus_ncf.loc[mf_versus_ncf["model"] != "GMF", "hr10_diff"]
+    numbers["gap_learned_min"], numbers["gap_learned_max"] = float(learned.min()), float(learned.max())
+    vs_published = ncf_versus[ncf_versus["model"] != "GMF"]
+    numbers["below_published_max"] = float(-vs_published["hr10_diff"].min())
+    numbers["below_published_max_ncf_rule"] = float(-vs_published["hr10_diff_ncf_rule"].min())
+    inflation = runs.assign(inflation=runs["hr10_test_selected"] - runs["hr10"])
+    numbers["inflation_mean_max"] = float(
+        inflation.groupby(["model", "predictive_factor"])["inflation"].mean().max())
+    numbers["inflation_run_max"] = float(inflation["inflation"].max())
+    numbers["best_test_epoch_runs"] = int((inflation["inflation"] == 0).sum())
+    numbers["runs"] = len(runs)
+    pretrained = runs[(runs["model"] == "NeuMF-pretrained")
+                      & (runs["predictive_factor"] >= from_factor)]
+    numbers["pretrained_epoch0"] = int((pretrained["epochs_selected"] == 0).sum())
+    numbers["pretrained_runs"] = len(pretrained)
+    return numbers
