@@ -279,8 +279,9 @@ def test_reproduce_ncf_writes_resumable_tables(tmp_path):
 
 
 def test_a_family_stopped_midway_keeps_its_finished_models(tmp_path, monkeypatch, capsys):
-    """GMF is saved the moment it is done: a failure in the family's pre-trained NeuMF loses
-    only that model, and the rerun trains only it."""
+    """A requested MLP is trained first (before the GMF needed only for pre-training) and saved
+    the moment it is done: a failure in the family's pre-trained NeuMF loses only that model,
+    and the rerun trains only it."""
     from ncf_vs_mf import ncf_training
     from ncf_vs_mf.reproduce import reproduce_ncf
 
@@ -293,17 +294,17 @@ def test_a_family_stopped_midway_keeps_its_finished_models(tmp_path, monkeypatch
         done.append(name)
         return real(split, tuning, name, *args, **kwargs)
 
-    kwargs = dict(dataset="synthetic", models=["GMF", "NeuMF-pretrained"], factors=[2],
+    kwargs = dict(dataset="synthetic", models=["MLP", "NeuMF-pretrained"], factors=[2],
                   seeds=[0], epochs=1, jobs=1, max_batches=20, out=tmp_path)
     monkeypatch.setattr(ncf_training, "run_protocol", failing_neumf)
     with pytest.raises(RuntimeError, match="1 NCF job"):
         reproduce_ncf(**kwargs)
-    assert done == ["GMF", "MLP"]  # MLP trained for pre-training only: not a result row
+    assert done == ["MLP", "GMF"]  # GMF trained for pre-training only: not a result row
     log = capsys.readouterr().out
-    assert "done synthetic GMF k=2 (d=2) seed=0" in log and "FAILED" in log
+    assert "done synthetic MLP k=2 (d=4) seed=0" in log and "FAILED" in log
     first = pd.read_csv(tmp_path / "ncf_runs.csv")
-    assert list(first["model"]) == ["GMF"]
-    assert set(pd.read_csv(tmp_path / "ncf_curves.csv")["model"]) == {"GMF"}
+    assert list(first["model"]) == ["MLP"]
+    assert set(pd.read_csv(tmp_path / "ncf_curves.csv")["model"]) == {"MLP"}
     stored = sorted(p.name.split("_")[0] for p in (tmp_path / "components").glob("*.pt"))
     assert stored == ["GMF", "MLP"]
     done.clear()
@@ -315,9 +316,9 @@ def test_a_family_stopped_midway_keeps_its_finished_models(tmp_path, monkeypatch
     monkeypatch.setattr(ncf_training, "run_protocol", counting)
     again = reproduce_ncf(**kwargs)
     assert done == ["NeuMF-pretrained"]  # GMF and MLP come from components/, not retrained
-    assert sorted(again["model"]) == ["GMF", "NeuMF-pretrained"]
-    gmf = again[again["model"] == "GMF"]
-    assert len(gmf) == 1 and gmf["run_id"].item() == first["run_id"].item()
+    assert sorted(again["model"]) == ["MLP", "NeuMF-pretrained"]
+    mlp = again[again["model"] == "MLP"]
+    assert len(mlp) == 1 and mlp["run_id"].item() == first["run_id"].item()
     torch.set_num_threads(1)
 
 
