@@ -29,6 +29,18 @@ def test_table_appends_rows_with_provenance(tmp_path):
         assert field in record
 
 
+def test_run_ids_that_look_like_numbers_stay_text(tmp_path):
+    """uuid hex ids can read as floats ("51e801234567" -> inf); the table must keep them and
+    count each invocation's rows (this once failed about 1 run in 200)."""
+    table = ResultTable(tmp_path / "runs.csv", ["dim"])
+    numeric = [Invocation("cmd a", {}, {}, run_id="51e801234567"),
+               Invocation("cmd b", {}, {}, run_id="000000000012")]
+    table.append([{"dim": 8}, {"dim": 16}], numeric[0])
+    table.append([{"dim": 32}], numeric[1])
+    assert table.read()["run_id"].tolist() == ["51e801234567"] * 2 + ["000000000012"]
+    assert [r["rows_added"] for r in table.provenance()] == [2, 1]
+
+
 def test_provenance_names_the_commit_the_run_started_from(tmp_path, monkeypatch):
     from ncf_vs_mf import results
 

@@ -169,10 +169,11 @@ class ResultTable:
         self.provenance_path = self.path.with_suffix(".provenance.json")
 
     def read(self) -> pd.DataFrame:
-        """All rows so far (empty frame if the table does not exist yet)."""
+        """All rows so far (empty frame if the table does not exist yet). ``run_id`` is read as
+        text: a hex id such as "51e801234567" would otherwise parse as a number (here inf)."""
         if not self.path.exists():
             return pd.DataFrame(columns=self.key)
-        return pd.read_csv(self.path)
+        return pd.read_csv(self.path, dtype={"run_id": str})
 
     def done(self) -> set[tuple]:
         """Keys of the settings already in the table: a rerun skips them."""
