@@ -661,11 +661,11 @@ def run_family(split: LeaveOneOutSplit, tuning: LeaveOneOutSplit, models, k: int
         _similarity(name)
     device = resolve_device(config.device)
     evaluations = {"validation": _EvalData(tuning, device), "test": _EvalData(split, device)}
-    parts = list(BASE_PARTS) if any(m in PRETRAINED_MODELS for m in models) else []
+    base = list(BASE_PARTS) if any(m in PRETRAINED_MODELS for m in models) else []
     # requested models first: a family cut short has saved its rows before the components
     # it trains only for pre-training (stable sort: GMF before MLP when both are requested)
     results: dict[str, ProtocolResult] = {}
-    for name in sorted(parts, key=lambda part: part not in models) + models:
+    for name in sorted(base, key=lambda part: part not in models) + models:
         if name in results:
             continue
         kept = store if name in BASE_PARTS else None  # only components are stored

@@ -75,6 +75,7 @@ def rank_of_choice(grid: pd.DataFrame, choice: dict[str, float], metric: str = "
 NCF_MODEL_NAMES = {"GMF": "GMF", "MLP": "MLP", "NeuMF": "NeuMF (no pre-training)",
                    "NeuMF-pretrained": "NeuMF (pre-trained)",
                    "NeuMF-pretrained-adam": "NeuMF (pre-trained, Adam fine-tuning)"}
+_OUR_MODEL_NAMES = {name: model for model, name in NCF_MODEL_NAMES.items()}
 
 
 def ncf_over_seeds(runs: pd.DataFrame) -> pd.DataFrame:
@@ -136,10 +137,10 @@ def ncf_findings(mf_versus_ncf: pd.DataFrame, ncf_versus: pd.DataFrame,
     and from-scratch NeuMF are paired by k and seed). Printing the checks beside the prose keeps
     the prose honest when more settings are committed.
     """
-    learned = mf_versus_ncf[mf_versus_ncf["model"] != "GMF"]
+    learned = _learned_only(mf_versus_ncf)
     gmf = mf_versus_ncf[mf_versus_ncf["model"] == "GMF"]
-    vs_published = ncf_versus[ncf_versus["model"] != "GMF"]
-    inflation = runs["hr10_test_selected"] - runs["hr10"]
+    vs_published = _learned_only(ncf_versus)
+    inflation = _hr10_inflation(runs)
     key = ["predictive_factor", "seed"]
     pretrained = runs[runs["model"] == "NeuMF-pretrained"].set_index(key)
     scratch = runs[runs["model"] == "NeuMF"].set_index(key)
@@ -177,10 +178,19 @@ def ncf_findings(mf_versus_ncf: pd.DataFrame, ncf_versus: pd.DataFrame,
         for finding, unit, holds, quantity, values in checks])
 
 
+def _learned_only(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the learned similarities (MLP and the NeuMFs): all but GMF."""
+    return table[table["model"] != "GMF"]
+
+
+def _hr10_inflation(runs: pd.DataFrame) -> pd.Series:
+    """Per run, the HR@10 that NCF's rule (best test epoch) adds to the honest selection."""
+    return runs["hr10_test_selected"] - runs["hr10"]
+
+
 def _model_key(published_name: str) -> str:
     """'NeuMF (pre-trained)' -> 'neumf_pretrained': a model's part of a prose-number name."""
-    ours = {name: model for model, name in NCF_MODEL_NAMES.items()}[published_name]
-    return ours.lower().replace("-", "_")
+    return _OUR_MODEL_NAMES[published_name].lower().replace("-", "_")
 
 
 def selected_epochs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -190,7 +200,7 @@ def selected_epochs(runs: pd.DataFrame) -> pd.DataFrame:
                                             categories=list(NCF_MODEL_NAMES.values())))
     table = tidy.pivot_table(index=["model", "predictive_factor"], columns="seed",
                              values="epochs_selected", observed=True)
-    return table.astype("Int64").rename_axis(columns="seed")
+    return table.astype("Int64")
 
 
 def ncf_prose_numbers(mf_versus_ncf: pd.DataFrame, ncf_versus: pd.DataFrame,
@@ -217,12 +227,12 @@ def ncf_prose_numbers(mf_versus_ncf: pd.DataFrame, ncf_versus: pd.DataFrame,
                         for d, diff in zip(group["dim"], group["hr10_diff"])})
         numbers[f"gap_{key}_min"] = float(group["hr10_diff"].min())
         numbers[f"gap_{key}_max"] = float(group["hr10_diff"].max())
-    learned = mf_versus_ncf.loc[mf_versus_ncf["model"] != "GMF", "hr10_diff"]
+    learned = _learned_only(mf_versus_ncf)["hr10_diff"]
     numbers["gap_learned_min"], numbers["gap_learned_max"] = float(learned.min()), float(learned.max())
-    vs_published = ncf_versus[ncf_versus["model"] != "GMF"]
+    vs_published = _learned_only(ncf_versus)
     numbers["below_published_max"] = float(-vs_published["hr10_diff"].min())
     numbers["below_published_max_ncf_rule"] = float(-vs_published["hr10_diff_ncf_rule"].min())
-    inflation = runs.assign(inflation=runs["hr10_test_selected"] - runs["hr10"])
+    inflation = runs.assign(inflation=_hr10_inflation(runs))
     numbers["inflation_mean_max"] = float(
         inflation.groupby(["model", "predictive_factor"])["inflation"].mean().max())
     numbers["inflation_run_max"] = float(inflation["inflation"].max())
