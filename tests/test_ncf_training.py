@@ -17,8 +17,8 @@ from ncf_vs_mf.data import synthetic_split, tuning_split
 from ncf_vs_mf.evaluation import SampledEvaluator
 from ncf_vs_mf.models import EmbeddingModel
 from ncf_vs_mf.ncf_training import (
-    ComponentStore, NCFConfig, NegativeSampler, build_model, evaluate_model, fit, resolve_device,
-    run_family, run_protocol, select_epoch,
+    ComponentStore, FamilyPlan, NCFConfig, NegativeSampler, build_model, evaluate_model,
+    execute_run, fit, resolve_device, run_family, run_protocol, select_epoch,
 )
 
 TIMING = {"seconds", "examples_per_second", "pretrain_seconds", "train_seconds"}
@@ -252,6 +252,74 @@ def test_family_components_equal_standalone_runs(split, tuning, pretrained_run):
     assert _without_timing(standalone.row) == _without_timing(pretrained_run[0].row)
 
 
+def _drain(plan) -> list:
+    """Every run the plan hands out now, without finishing any."""
+    tasks = []
+    while (task := plan.next_task()) is not None:
+        tasks.append(task)
+    return tasks
+
+
+def test_a_family_plan_hands_out_runs_as_their_inputs_exist(split, tuning):
+    """Pre-trained NeuMF's validation run waits for both components' validation runs only;
+    its test run for their whole protocol; a test run started before its validation run ends
+    keeps every epoch, one started after keeps the selected epoch."""
+    config = NCFConfig(epochs=2, device="cpu")
+    plan = FamilyPlan(["NeuMF-pretrained"], k=2, seed=0, config=config)
+    first = _drain(plan)
+    assert [(t.model, t.phase) for t in first] == [
+        ("GMF", "validation"), ("GMF", "test"), ("MLP", "validation"), ("MLP", "test")]
+    assert all(t.keep == (0, 1, 2) for t in first if t.phase == "test")
+    run = {(t.model, t.phase): execute_run(t, split, tuning, config, max_batches=10)
+           for t in first}
+    assert plan.done(first[0], run["GMF", "validation"]) == []
+    assert plan.next_task() is None  # the MLP validation run is still missing
+    assert plan.done(first[2], run["MLP", "validation"]) == []
+    [neumf_validation] = _drain(plan)
+    assert (neumf_validation.model, neumf_validation.phase) == ("NeuMF-pretrained", "validation")
+    for state, part in zip(neumf_validation.init, ("GMF", "MLP")):
+        assert state is run[part, "validation"].best_state
+    [gmf] = plan.done(first[1], run["GMF", "test"])
+    assert gmf.model == "GMF" and plan.next_task() is None  # the test run waits for the MLP
+    [mlp] = plan.done(first[3], run["MLP", "test"])
+    rest = _drain(plan)
+    assert [t.phase for t in rest] == ["test", "test-ncf-components"][:len(rest)]
+    assert rest[0].init == (gmf.states["test@selected"], mlp.states["test@selected"])
+    with pytest.raises(ValueError, match="not handed out"):
+        plan.done(first[0], run["GMF", "validation"])
+
+    sequential = FamilyPlan(["GMF"], k=2, seed=0, config=config)
+    validation = sequential.next_task()
+    sequential.done(validation, execute_run(validation, split, tuning, config, max_batches=10))
+    test = sequential.next_task()
+    assert test.phase == "test" and test.keep == (select_epoch(run["GMF", "validation"].rows),)
+
+
+def test_runs_in_any_order_give_the_sequential_result(split, tuning, pretrained_run):
+    """Runs handed out all at once and finished in reverse order (as parallel processes may)
+    give exactly the rows and curves of the sequential protocol."""
+    config = NCFConfig(epochs=3, device="cpu")
+    plan = FamilyPlan(["GMF", "MLP", "NeuMF-pretrained"], k=4, seed=0, config=config)
+    results = {}
+    while not plan.finished:
+        tasks = _drain(plan)
+        fits = [execute_run(t, split, tuning, config) for t in tasks]
+        for task, fit_result in reversed(list(zip(tasks, fits))):
+            results.update({r.model: r for r in plan.done(task, fit_result)})
+    for expected in pretrained_run:
+        got = results[expected.model]
+        assert _without_timing(got.row) == _without_timing(expected.row)
+        assert _curves_without_timing(got.curves) == _curves_without_timing(expected.curves)
+
+
+def test_components_must_match_the_plan(split, tuning, pretrained_run):
+    gmf = pretrained_run[0]
+    with pytest.raises(ValueError, match="k=8, seed=0.*GMF k=4"):
+        FamilyPlan(["NeuMF-pretrained"], k=8, seed=0, components={"GMF": gmf})
+    with pytest.raises(ValueError, match="'NeuMF'"):
+        FamilyPlan(["NeuMF-pretrained"], k=4, seed=0, components={"NeuMF": gmf})
+
+
 # ----------------------------------------------------------------------------- grid
 
 
@@ -285,21 +353,23 @@ def test_a_family_stopped_midway_keeps_its_finished_models(tmp_path, monkeypatch
     from ncf_vs_mf import ncf_training
     from ncf_vs_mf.reproduce import reproduce_ncf
 
-    real = ncf_training.run_protocol
+    real = ncf_training.execute_run
     done = []
 
-    def failing_neumf(split, tuning, name, *args, **kwargs):
-        if name == "NeuMF-pretrained":
+    def failing_neumf(task, *args, **kwargs):
+        if task.model == "NeuMF-pretrained":
             raise RuntimeError("stopped")
-        done.append(name)
-        return real(split, tuning, name, *args, **kwargs)
+        done.append((task.model, task.phase))
+        return real(task, *args, **kwargs)
 
     kwargs = dict(dataset="synthetic", models=["MLP", "NeuMF-pretrained"], factors=[2],
                   seeds=[0], epochs=1, jobs=1, max_batches=20, out=tmp_path)
-    monkeypatch.setattr(ncf_training, "run_protocol", failing_neumf)
-    with pytest.raises(RuntimeError, match="1 NCF job"):
+    monkeypatch.setattr(ncf_training, "execute_run", failing_neumf)
+    with pytest.raises(RuntimeError, match="1 NCF family failed"):
         reproduce_ncf(**kwargs)
-    assert done == ["MLP", "GMF"]  # GMF trained for pre-training only: not a result row
+    # GMF trained for pre-training only: not a result row
+    assert done == [("MLP", "validation"), ("MLP", "test"), ("GMF", "validation"),
+                    ("GMF", "test")]
     log = capsys.readouterr().out
     assert "done synthetic MLP k=2 (d=4) seed=0" in log and "FAILED" in log
     first = pd.read_csv(tmp_path / "ncf_runs.csv")
@@ -309,13 +379,13 @@ def test_a_family_stopped_midway_keeps_its_finished_models(tmp_path, monkeypatch
     assert stored == ["GMF", "MLP"]
     done.clear()
 
-    def counting(split, tuning, name, *args, **kwargs):
-        done.append(name)
-        return real(split, tuning, name, *args, **kwargs)
+    def counting(task, *args, **kwargs):
+        done.append(task.model)
+        return real(task, *args, **kwargs)
 
-    monkeypatch.setattr(ncf_training, "run_protocol", counting)
+    monkeypatch.setattr(ncf_training, "execute_run", counting)
     again = reproduce_ncf(**kwargs)
-    assert done == ["NeuMF-pretrained"]  # GMF and MLP come from components/, not retrained
+    assert set(done) == {"NeuMF-pretrained"}  # GMF and MLP come from components/, not retrained
     assert sorted(again["model"]) == ["MLP", "NeuMF-pretrained"]
     mlp = again[again["model"] == "MLP"]
     assert len(mlp) == 1 and mlp["run_id"].item() == first["run_id"].item()
@@ -336,18 +406,18 @@ def test_stored_components_give_the_same_pretrained_neumf(split, tuning, pretrai
     store = ComponentStore(tmp_path, split, tuning, config)
     first = run_family(split, tuning, ["GMF", "MLP"], k=4, seed=0, config=config, store=store)
     assert sorted(p.name.split("_")[0] for p in tmp_path.glob("*.pt")) == ["GMF", "MLP"]
-    real = ncf_training.run_protocol
+    real = ncf_training.execute_run
     trained = []
 
-    def counting(split, tuning, name, *args, **kwargs):
-        trained.append(name)
-        return real(split, tuning, name, *args, **kwargs)
+    def counting(task, *args, **kwargs):
+        trained.append(task.model)
+        return real(task, *args, **kwargs)
 
-    monkeypatch.setattr(ncf_training, "run_protocol", counting)
+    monkeypatch.setattr(ncf_training, "execute_run", counting)
     again = ComponentStore(tmp_path, split, tuning, config)  # as a new process would build it
     [neumf] = run_family(split, tuning, ["NeuMF-pretrained"], k=4, seed=0, config=config,
                          store=again)
-    assert trained == ["NeuMF-pretrained"]
+    assert set(trained) == {"NeuMF-pretrained"}
     expected = pretrained_run[2]
     assert _without_timing(neumf.row) == _without_timing(expected.row)
     assert _curves_without_timing(neumf.curves) == _curves_without_timing(expected.curves)
@@ -396,9 +466,14 @@ def test_a_grid_in_two_processes_gives_the_rows_of_one(tmp_path):
     """The spawned workers (``parallel.worker_pool``) train exactly what the serial path does."""
     from ncf_vs_mf.reproduce import reproduce_ncf
 
-    kwargs = dict(dataset="synthetic", models=["GMF", "NeuMF", "NeuMF-pretrained"], factors=[2],
-                  seeds=[0], epochs=1, max_batches=20)
+    kwargs = dict(dataset="synthetic", models=["MLP", "NeuMF", "NeuMF-pretrained"], factors=[2],
+                  seeds=[0, 1], epochs=2, max_batches=20)
     tables = [reproduce_ncf(jobs=jobs, out=tmp_path / str(jobs), **kwargs) for jobs in (1, 2)]
     serial, parallel = ([_without_timing(row) for row in table.drop(columns="run_id")
-                         .sort_values("model").to_dict("records")] for table in tables)
-    assert len(serial) == 3 and parallel == serial
+                         .sort_values(["seed", "model"]).to_dict("records")] for table in tables)
+    assert len(serial) == 6 and parallel == serial
+    order = ["seed", "model", "phase", "epoch"]
+    serial, parallel = (pd.read_csv(tmp_path / str(jobs) / "ncf_curves.csv")
+                        .drop(columns=["run_id", "train_seconds"]).sort_values(order)
+                        .reset_index(drop=True) for jobs in (1, 2))
+    pd.testing.assert_frame_equal(parallel, serial)

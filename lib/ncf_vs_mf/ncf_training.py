@@ -93,6 +93,7 @@ import json
 import math
 import os
 import time
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -123,6 +124,11 @@ __all__ = [
     "l2_penalty",
     "similarity_weights",
     "select_epoch",
+    "RunTask",
+    "FamilyPlan",
+    "execute_run",
+    "prepare_evaluations",
+    "run_plans",
     "run_protocol",
     "run_family",
     "embedding_dim",
@@ -283,6 +289,13 @@ class _EvalData:
                                           device=device)
 
 
+def prepare_evaluations(split: LeaveOneOutSplit, tuning: LeaveOneOutSplit,
+                        device: str | torch.device = "auto") -> dict[str, _EvalData]:
+    """The test and tuning splits' evaluation data on ``device``, built once for many runs."""
+    device = resolve_device(device)
+    return {"validation": _EvalData(tuning, device), "test": _EvalData(split, device)}
+
+
 def _probabilities(model: EmbeddingModel, users: torch.Tensor, candidates: torch.Tensor,
                    chunk: int) -> np.ndarray:
     """float32 sigmoid scores (users x candidates), NCF's ``model.predict`` outputs."""
@@ -316,6 +329,8 @@ class FitResult:
     seconds: float = 0.0
     train_seconds: float = 0.0
     examples: int = 0
+    device: str = "cpu"
+    threads: int = 1  # torch threads of the training process
 
     def metric(self, epoch: int, name: str = "hr10") -> float:
         return float(self.rows[epoch][name])
@@ -383,7 +398,7 @@ def fit(model: EmbeddingModel, train_users: np.ndarray, train_items: np.ndarray,
     rng = np.random.default_rng(seed)
     opt = _make_optimizer(optimizer, model.parameters(), lr)
     keep = set(int(e) for e in keep_epochs)
-    result = FitResult()
+    result = FitResult(device=str(device), threads=torch.get_num_threads())
     start = time.perf_counter()
 
     def log(epoch: int, loss: float, seconds: float) -> None:
@@ -472,7 +487,7 @@ def _load(model_name: str, k: int, n_users: int, n_items: int,
 
 
 def _summary(model: str, k: int, seed: int, config: NCFConfig, validation: FitResult,
-             test: FitResult, ncf_rule: FitResult, device: torch.device) -> dict[str, Any]:
+             test: FitResult, ncf_rule: FitResult) -> dict[str, Any]:
     selected = select_epoch(validation.rows)
     test_best = select_epoch(ncf_rule.rows)
     return {
@@ -488,13 +503,276 @@ def _summary(model: str, k: int, seed: int, config: NCFConfig, validation: FitRe
         "optimizer": PRETRAINED_MODELS.get(model, "adam"),  # pre-trained NeuMF: fine-tuning's
         "lr": config.lr, "finetune_lr": config.finetune_lr,
         "negatives": config.negatives, "batch_size": config.batch_size, "reg": config.reg,
-        "device": str(device), "threads": torch.get_num_threads(),
+        "device": test.device, "threads": test.threads,
     }
 
 
 def _curve_rows(model: str, k: int, seed: int, phase: str, fit_result: FitResult):
     return [{"model": model, "predictive_factor": k, "dim": embedding_dim(model, k),
              "seed": seed, "phase": phase, **row} for row in fit_result.rows]
+
+
+PHASES = ("validation", "test", "test-ncf-components")
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """One training run of the protocol, with all a worker process needs to train it.
+
+    ``phase`` is "validation" (tuning split), "test" (full training file) or, for pre-trained
+    NeuMF, "test-ncf-components" (NCF's rule). ``init`` holds the GMF and MLP states a
+    pre-trained NeuMF starts from; ``keep`` the epochs whose states the run returns.
+    """
+
+    model: str
+    k: int
+    seed: int
+    phase: str
+    init: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None
+    keep: tuple[int, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} k={self.k} seed={self.seed} ({self.phase} run)"
+
+
+def execute_run(task: RunTask, split: LeaveOneOutSplit, tuning: LeaveOneOutSplit,
+                config: NCFConfig = NCFConfig(),
+                evaluations: dict[str, _EvalData] | None = None,
+                max_batches: int | None = None) -> FitResult:
+    """Train one run: on the tuning split's training part for "validation", else the full file.
+
+    ``evaluations`` may hold the two splits prepared once ("validation", "test"), so that many
+    runs in one process do not rebuild them. The run's seed depends on (model, k, seed, phase)
+    only, so a run gives the same numbers in whichever process and order it is trained.
+    """
+    data = tuning if task.phase == "validation" else split
+    seed = run_seed(task.model, task.k, task.seed, task.phase)
+    if task.init is None:
+        net = build_model(task.model, data.n_users, data.n_items, task.k, seed, config.init_std)
+        optimizer, lr = "adam", config.lr
+    else:
+        gmf, mlp = (_load(part, task.k, split.n_users, split.n_items, state)
+                    for part, state in zip(BASE_PARTS, task.init))
+        net = EmbeddingModel.neumf_from_pretrained(gmf, mlp, alpha=config.alpha)
+        optimizer, lr = PRETRAINED_MODELS[task.model], config.finetune_lr
+    evaluation = (evaluations or {}).get(task.phase.split("-")[0], data)
+    return fit(net, data.train_users, data.train_items, evaluation, epochs=config.epochs,
+               seed=seed + 1, optimizer=optimizer, lr=lr, batch_size=config.batch_size,
+               negatives=config.negatives, reg=config.reg, device=config.device,
+               eval_chunk=config.eval_chunk, keep_epochs=task.keep, max_batches=max_batches,
+               label=task.label)
+
+
+def _protocol_result(model: str, k: int, seed: int, row: dict[str, Any],
+                     runs: dict[str, FitResult],
+                     states: dict[str, dict[str, torch.Tensor]]) -> ProtocolResult:
+    """The result of a model whose runs are all done: curves of every run, and its timings
+    (pre-trained NeuMF: fine-tuning only; its GMF and MLP are in ``pretrain_seconds``)."""
+    curves = [r for phase, fit_result in runs.items()
+              for r in _curve_rows(model, k, seed, phase, fit_result)]
+    row["seconds"] = round(sum(r.seconds for r in runs.values()), 1)
+    row["examples_per_second"] = round(sum(r.examples for r in runs.values())
+                                       / max(sum(r.train_seconds for r in runs.values()), 1e-9))
+    return ProtocolResult(model, k, seed, row, curves, states)
+
+
+def _same_components(gmf: ProtocolResult, mlp: ProtocolResult) -> bool:
+    """Whether NCF's rule picks the same GMF and MLP epochs as validation (no third run)."""
+    return all(part.row["epoch_test_selected"] == part.row["epochs_selected"]
+               for part in (gmf, mlp))
+
+
+class FamilyPlan:
+    """The runs that give some models at one (k, seed), and what each run waits for.
+
+    A model without pre-training has two independent runs (validation, test). A pre-trained
+    NeuMF's validation run waits for the GMF and MLP validation runs; its test run, and the
+    NCF's-rule run (needed only when NCF's rule picks other component epochs), wait for their
+    whole protocol. ``next_task`` hands out a run whose inputs exist; ``done`` takes its result
+    and returns the models it completes. Two processes can so share one family; taken one at a
+    time, in order, the runs are those of the sequential protocol, with the same numbers.
+    GMF and MLP are added when a pre-trained NeuMF needs them, after the requested models.
+    """
+
+    def __init__(self, models, k: int, seed: int, config: NCFConfig = NCFConfig(),
+                 components: dict[str, ProtocolResult] | None = None):
+        config.validate()
+        self.models = list(dict.fromkeys(models))
+        for name in self.models:
+            _similarity(name)
+        self.k, self.seed, self.config = int(k), int(seed), config
+        parts = list(BASE_PARTS) if any(m in PRETRAINED_MODELS for m in self.models) else []
+        # requested models first: a family cut short has saved its rows before the components
+        # it trains only for pre-training (stable sort: GMF before MLP when both are requested)
+        self.order = list(dict.fromkeys(sorted(parts, key=lambda p: p not in self.models)
+                                        + self.models))
+        self.results: dict[str, ProtocolResult] = {}
+        for name, result in (components or {}).items():
+            if name not in BASE_PARTS or (result.model, result.k, result.seed) != (name, k, seed):
+                raise ValueError(f"components must be GMF/MLP results at k={k}, seed={seed}; "
+                                 f"got {name!r}: {result.model} k={result.k} seed={result.seed}")
+            if name in self.order:
+                self.results[name] = result
+        self._fits: dict[tuple[str, str], FitResult] = {}
+        self._issued: set[tuple[str, str]] = set()
+
+    @classmethod
+    def from_store(cls, models, k: int, seed: int, config: NCFConfig = NCFConfig(),
+                   store: ComponentStore | None = None) -> FamilyPlan:
+        """The plan with the GMF and MLP it involves loaded from ``store`` where stored."""
+        plan = cls(models, k, seed, config)
+        if store is not None:
+            for name in plan.order:
+                if name in BASE_PARTS and (stored := store.load(name, k, seed)) is not None:
+                    plan.results[name] = stored
+        return plan
+
+    @property
+    def finished(self) -> bool:
+        return all(name in self.results for name in self.order)
+
+    def next_task(self) -> RunTask | None:
+        """The next run whose inputs exist (requested models first), or None for now."""
+        for name in self.order:
+            if name in self.results:
+                continue
+            for phase in self._phases(name):
+                if (name, phase) not in self._issued:
+                    task = self._task(name, phase)
+                    if task is not None:
+                        self._issued.add((name, phase))
+                        return task
+        return None
+
+    def done(self, task: RunTask, result: FitResult) -> list[ProtocolResult]:
+        """Record a finished run; return the model it completes (empty while runs remain)."""
+        if (task.model, task.phase) not in self._issued or task.model in self.results:
+            raise ValueError(f"{task.label} was not handed out by this plan, or is done")
+        self._fits[(task.model, task.phase)] = result
+        fits = {phase: self._fits[(task.model, phase)] for phase in self._phases(task.model)
+                if (task.model, phase) in self._fits}
+        if len(fits) < len(self._phases(task.model)):
+            return []
+        complete = (self._base_result(task.model, fits) if task.model in BASE_MODELS
+                    else self._pretrained_result(task.model, fits))
+        self.results[task.model] = complete
+        for phase in PHASES:  # only the selected states live on, in the result
+            self._fits.pop((task.model, phase), None)
+        return [complete]
+
+    def _parts_done(self) -> bool:
+        return all(part in self.results for part in BASE_PARTS)
+
+    def _phases(self, name: str) -> tuple[str, ...]:
+        if (name in PRETRAINED_MODELS and self._parts_done()
+                and not _same_components(self.results["GMF"], self.results["MLP"])):
+            return PHASES
+        return PHASES[:2]
+
+    def _task(self, name: str, phase: str) -> RunTask | None:
+        """The run, or None while its inputs are still training."""
+        if name in BASE_MODELS:
+            if phase == "validation":
+                return RunTask(name, self.k, self.seed, phase)
+            # the test run's selected epoch is known once validation is done; before, keep all
+            validation = self._fits.get((name, "validation"))
+            keep = (tuple(range(self.config.epochs + 1)) if validation is None
+                    else (select_epoch(validation.rows),))
+            return RunTask(name, self.k, self.seed, phase, keep=keep)
+        if phase == "validation":
+            states = tuple(self._validation_state(part) for part in BASE_PARTS)
+            return None if None in states else RunTask(name, self.k, self.seed, phase,
+                                                       init=states)
+        if not self._parts_done():
+            return None
+        which = "test@selected" if phase == "test" else "test@best"
+        return RunTask(name, self.k, self.seed, phase,
+                       init=tuple(self.results[part].states[which] for part in BASE_PARTS))
+
+    def _validation_state(self, part: str) -> dict[str, torch.Tensor] | None:
+        """A component's validation-selected state, as soon as its validation run is done."""
+        if part in self.results:
+            return self.results[part].states["validation"]
+        fit_result = self._fits.get((part, "validation"))
+        return None if fit_result is None else fit_result.best_state
+
+    def _base_result(self, name: str, fits: dict[str, FitResult]) -> ProtocolResult:
+        validation, test = fits["validation"], fits["test"]
+        selected = select_epoch(validation.rows)
+        row = _summary(name, self.k, self.seed, self.config, validation, test, test)
+        states = {"validation": validation.best_state, "test@selected": test.states[selected],
+                  "test@best": test.best_state}
+        return _protocol_result(name, self.k, self.seed, row, fits, states)
+
+    def _pretrained_result(self, name: str, fits: dict[str, FitResult]) -> ProtocolResult:
+        gmf, mlp = self.results["GMF"], self.results["MLP"]
+        ncf_rule = fits.get("test-ncf-components", fits["test"])
+        row = _summary(name, self.k, self.seed, self.config, fits["validation"], fits["test"],
+                       ncf_rule)
+        row.update({"gmf_epochs": gmf.row["epochs_selected"],
+                    "mlp_epochs": mlp.row["epochs_selected"],
+                    "gmf_epochs_test_selected": gmf.row["epoch_test_selected"],
+                    "mlp_epochs_test_selected": mlp.row["epoch_test_selected"],
+                    "pretrain_seconds": round(gmf.row["seconds"] + mlp.row["seconds"], 1)})
+        return _protocol_result(name, self.k, self.seed, row, fits, {})
+
+
+def run_plans(plans: list[FamilyPlan], execute: Callable[[RunTask], FitResult], *,
+              pool: Executor | None = None, slots: int = 1,
+              on_result: Callable[[FamilyPlan, ProtocolResult], None] | None = None,
+              on_error: Callable[[FamilyPlan, Exception], None] | None = None) -> None:
+    """Train every run of ``plans`` with ``execute``: here, one after the other, or in ``pool``
+    with up to ``slots`` runs at a time, a freed slot taking the first run whose inputs exist
+    (earliest plan first, so families finish in order). ``on_result`` gets each completed
+    model. A failing run abandons its plan: ``on_error`` gets the error (without it, it is
+    raised) and the other plans go on.
+    """
+    report = on_result or (lambda plan, result: None)
+    for plan in plans:  # requested models given as components are done already
+        for name in plan.models:
+            if name in plan.results:
+                report(plan, plan.results[name])
+
+    def failed(plan: FamilyPlan, error: Exception) -> None:
+        if on_error is None:
+            raise error
+        on_error(plan, error)
+
+    if pool is None:
+        for plan in plans:
+            try:
+                while (task := plan.next_task()) is not None:
+                    for result in plan.done(task, execute(task)):
+                        report(plan, result)
+            except Exception as error:  # noqa: BLE001 - the caller decides
+                failed(plan, error)
+        return
+    running: dict[Future, tuple[FamilyPlan, RunTask]] = {}
+    abandoned: set[int] = set()
+
+    def fill() -> None:
+        for plan in plans:
+            while len(running) < slots and id(plan) not in abandoned:
+                task = plan.next_task()
+                if task is None:
+                    break
+                running[pool.submit(execute, task)] = (plan, task)
+
+    fill()
+    while running:
+        finished, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in finished:
+            plan, task = running.pop(future)
+            if id(plan) in abandoned:
+                continue
+            try:
+                for result in plan.done(task, future.result()):
+                    report(plan, result)
+            except Exception as error:  # noqa: BLE001 - the caller decides
+                abandoned.add(id(plan))
+                failed(plan, error)
+        fill()
 
 
 def run_protocol(split: LeaveOneOutSplit, tuning: LeaveOneOutSplit, model: str, k: int,
@@ -508,78 +786,28 @@ def run_protocol(split: LeaveOneOutSplit, tuning: LeaveOneOutSplit, model: str, 
     file only): the epoch is selected on it. For pre-trained NeuMF, ``components`` may hold the
     ``ProtocolResult`` of GMF and MLP with the same k and seed (else they are trained here).
     """
-    config.validate()
-    _similarity(model)
-    device = resolve_device(config.device)
-    if evaluations is None:
-        evaluations = {"validation": _EvalData(tuning, device), "test": _EvalData(split, device)}
-    say = print if verbose else (lambda *a, **k: None)
+    plan = FamilyPlan([model], k, seed, config, components)
+    _run_here([plan], split, tuning, evaluations, max_batches, verbose)
+    return plan.results[model]
 
-    def train(name: str, phase: str, data: LeaveOneOutSplit, init: EmbeddingModel | None,
-              optimizer: str, lr: float, keep=()) -> FitResult:
-        net = init if init is not None else build_model(
-            name, data.n_users, data.n_items, k, run_seed(name, k, seed, phase), config.init_std)
-        result = fit(net, data.train_users, data.train_items, evaluations[phase.split("-")[0]],
-                     epochs=config.epochs, seed=run_seed(name, k, seed, phase) + 1,
-                     optimizer=optimizer, lr=lr, batch_size=config.batch_size,
-                     negatives=config.negatives, reg=config.reg, device=device,
-                     eval_chunk=config.eval_chunk, keep_epochs=keep, max_batches=max_batches,
-                     label=f"{name} k={k} seed={seed} ({phase} run)")
-        say(f"{name} k={k} seed={seed} {phase}: best epoch {result.best_epoch} "
-            f"HR@10={result.metric(result.best_epoch):.4f} ({result.seconds:.0f} s)", flush=True)
+
+def _run_here(plans: list[FamilyPlan], split: LeaveOneOutSplit, tuning: LeaveOneOutSplit,
+              evaluations: dict[str, _EvalData] | None, max_batches: int | None,
+              verbose: bool, on_result=None) -> None:
+    """``run_plans`` in this process (the plans share one configuration)."""
+    config = plans[0].config
+    if evaluations is None:
+        evaluations = prepare_evaluations(split, tuning, config.device)
+
+    def execute(task: RunTask) -> FitResult:
+        result = execute_run(task, split, tuning, config, evaluations, max_batches)
+        if verbose:
+            print(f"{task.label}: best epoch {result.best_epoch} "
+                  f"HR@10={result.metric(result.best_epoch):.4f} ({result.seconds:.0f} s)",
+                  flush=True)
         return result
 
-    if model in BASE_MODELS:
-        validation = train(model, "validation", tuning, None, "adam", config.lr)
-        selected = select_epoch(validation.rows)
-        test = train(model, "test", split, None, "adam", config.lr, keep=(selected,))
-        row = _summary(model, k, seed, config, validation, test, test, device)
-        states = {"validation": validation.best_state, "test@selected": test.states[selected],
-                  "test@best": test.best_state}
-        curves = (_curve_rows(model, k, seed, "validation", validation)
-                  + _curve_rows(model, k, seed, "test", test))
-        runs = [validation, test]
-    else:
-        components = dict(components or {})
-        for part in BASE_PARTS:
-            if part not in components:
-                components[part] = run_protocol(split, tuning, part, k, seed, config,
-                                                evaluations=evaluations,
-                                                max_batches=max_batches, verbose=verbose)
-        gmf, mlp = components["GMF"], components["MLP"]
-        optimizer = PRETRAINED_MODELS[model]
-
-        def neumf(which: str) -> EmbeddingModel:
-            g = _load("GMF", k, split.n_users, split.n_items, gmf.states[which])
-            m = _load("MLP", k, split.n_users, split.n_items, mlp.states[which])
-            return EmbeddingModel.neumf_from_pretrained(g, m, alpha=config.alpha)
-
-        validation = train(model, "validation", tuning, neumf("validation"), optimizer,
-                           config.finetune_lr)
-        test = train(model, "test", split, neumf("test@selected"), optimizer, config.finetune_lr)
-        same = (gmf.row["epoch_test_selected"] == gmf.row["epochs_selected"]
-                and mlp.row["epoch_test_selected"] == mlp.row["epochs_selected"])
-        ncf_rule = test if same else train(model, "test-ncf-components", split,
-                                           neumf("test@best"), optimizer, config.finetune_lr)
-        row = _summary(model, k, seed, config, validation, test, ncf_rule, device)
-        row.update({"gmf_epochs": gmf.row["epochs_selected"],
-                    "mlp_epochs": mlp.row["epochs_selected"],
-                    "gmf_epochs_test_selected": gmf.row["epoch_test_selected"],
-                    "mlp_epochs_test_selected": mlp.row["epoch_test_selected"],
-                    "pretrain_seconds": round(gmf.row["seconds"] + mlp.row["seconds"], 1)})
-        states = {}
-        curves = (_curve_rows(model, k, seed, "validation", validation)
-                  + _curve_rows(model, k, seed, "test", test))
-        runs = [validation, test]
-        if not same:
-            curves += _curve_rows(model, k, seed, "test-ncf-components", ncf_rule)
-            runs.append(ncf_rule)
-    # training and evaluation time of this model's own runs (pre-trained NeuMF: fine-tuning
-    # only; its GMF and MLP are in ``pretrain_seconds``)
-    row["seconds"] = round(sum(r.seconds for r in runs), 1)
-    row["examples_per_second"] = round(sum(r.examples for r in runs)
-                                       / max(sum(r.train_seconds for r in runs), 1e-9))
-    return ProtocolResult(model, k, seed, row, curves, states)
+    run_plans(plans, execute, on_result=on_result)
 
 
 class ComponentStore:
@@ -592,16 +820,18 @@ class ComponentStore:
     truncation, the device and the torch thread count (``key``); its name carries a digest of
     that key, so other settings simply miss. Files are written atomically. Like the result
     tables, the key holds settings and data, not code: after changing how GMF or MLP train,
-    delete the folder (and the rows they produced).
+    delete the folder (and the rows they produced). ``threads`` is the training processes'
+    torch thread count (default: this process's).
     """
 
     def __init__(self, directory: str | os.PathLike, split: LeaveOneOutSplit,
-                 tuning: LeaveOneOutSplit, config: NCFConfig, max_batches: int | None = None):
+                 tuning: LeaveOneOutSplit, config: NCFConfig, max_batches: int | None = None,
+                 threads: int | None = None):
         self.directory = Path(directory)
         settings = {k: v for k, v in asdict(config).items() if k not in ("alpha", "finetune_lr")}
         settings["device"] = str(resolve_device(config.device))
         key = {"settings": settings, "max_batches": max_batches,
-               "threads": torch.get_num_threads(),
+               "threads": torch.get_num_threads() if threads is None else int(threads),
                "data": {"test": _split_digest(split), "validation": _split_digest(tuning)}}
         self.key = json.dumps(key, sort_keys=True)  # canonical: stored in, and compared to, files
         self.digest = hashlib.sha256(self.key.encode()).hexdigest()
@@ -618,6 +848,12 @@ class ComponentStore:
         buffer = io.BytesIO()
         torch.save(record, buffer)
         atomic_write_bytes(self.path(result.model, result.k, result.seed), buffer.getvalue())
+
+    def add(self, result: ProtocolResult) -> None:
+        """Save a GMF or MLP result unless it is stored already (other models: nothing)."""
+        if result.model in BASE_PARTS and not self.path(result.model, result.k,
+                                                        result.seed).exists():
+            self.save(result)
 
     def load(self, model: str, k: int, seed: int) -> ProtocolResult | None:
         """The stored result of ``model`` at (k, seed) under this key, or None."""
@@ -656,30 +892,16 @@ def run_family(split: LeaveOneOutSplit, tuning: LeaveOneOutSplit, models, k: int
     next (slower) model of the family starts. With a ``store``, GMF and MLP are loaded from it
     when there, and saved to it when trained.
     """
-    models = list(models)
-    for name in models:
-        _similarity(name)
-    device = resolve_device(config.device)
-    evaluations = {"validation": _EvalData(tuning, device), "test": _EvalData(split, device)}
-    base = list(BASE_PARTS) if any(m in PRETRAINED_MODELS for m in models) else []
-    # requested models first: a family cut short has saved its rows before the components
-    # it trains only for pre-training (stable sort: GMF before MLP when both are requested)
-    results: dict[str, ProtocolResult] = {}
-    for name in sorted(base, key=lambda part: part not in models) + models:
-        if name in results:
-            continue
-        kept = store if name in BASE_PARTS else None  # only components are stored
-        results[name] = kept.load(name, k, seed) if kept is not None else None
-        if results[name] is None:
-            parts = {p: results[p] for p in BASE_PARTS if p in results}
-            results[name] = run_protocol(split, tuning, name, k, seed, config, components=parts,
-                                         evaluations=evaluations, max_batches=max_batches,
-                                         verbose=verbose)
-            if kept is not None:
-                kept.save(results[name])
-        if on_result is not None and name in models:
-            on_result(results[name])
-    return [results[name] for name in models]
+    plan = FamilyPlan.from_store(models, k, seed, config, store)
+
+    def finished(plan: FamilyPlan, result: ProtocolResult) -> None:
+        if store is not None:
+            store.add(result)
+        if on_result is not None and result.model in plan.models:
+            on_result(result)
+
+    _run_here([plan], split, tuning, None, max_batches, verbose, on_result=finished)
+    return [plan.results[name] for name in plan.models]
 
 
 def config_dict(config: NCFConfig) -> dict[str, Any]:

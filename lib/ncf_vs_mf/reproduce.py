@@ -13,6 +13,7 @@ skipped on a rerun, so an interrupted grid resumes where it stopped.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import os
 import shlex
@@ -39,6 +40,7 @@ PAPER_HYPERPARAMETERS = {  # Rendle et al. 2020, Appendix A.2
 MF_DIMS = (8, 16, 24, 32, 48, 64, 96, 128, 192)
 
 _SPLITS: dict[tuple, Any] = {}
+_EVALUATIONS: dict[tuple, Any] = {}  # NCF's evaluation data per (dataset, folder, device)
 
 
 def _load_split(dataset: str, split: str, data_dir: str | None):
@@ -224,10 +226,11 @@ def _ncf_cells(dataset: str, models, factors, seeds, config, max_batches: int) -
 
 
 def _ncf_jobs(todo: list[dict]) -> list[list[dict]]:
-    """Group cells into worker jobs: per (k, seed), GMF, MLP and pre-trained NeuMF share one job
-    (pre-training reuses that job's GMF and MLP instead of training them twice); plain NeuMF
-    runs alone, so the two processes stay busy. Smallest k first, so that a run cut short
-    (the whole grid is many CPU hours) has committed the cheap cells of every seed."""
+    """Group cells into families, one ``FamilyPlan`` each: per (k, seed), GMF, MLP and pre-trained
+    NeuMF share one (pre-training reuses its GMF and MLP instead of training them twice); plain
+    NeuMF is a family of its own. Runs are handed out family by family in this order: smallest
+    k first, so that a grid cut short (the whole grid is many CPU hours) has committed the cheap
+    cells of every seed."""
     from .ncf_training import PRETRAINED_MODELS
 
     groups: dict[tuple, list[dict]] = {}
@@ -244,30 +247,59 @@ def _under_cell(cell: dict, record: dict) -> dict:
     return {**cell, **{k: v for k, v in record.items() if k not in cell}}
 
 
-def _train_ncf_job(job: list[dict], data_dir: str | None, threads: int,
-                   config_kwargs: dict[str, Any], runs: ResultTable, curves: ResultTable,
-                   invocation: Invocation) -> None:
-    """Worker: train the models of one job (same dataset, k and seed), appending each model's
-    curves and row to the tables (and a line to the log) as soon as it finishes.
-
-    Saving per model, not per job, keeps a pre-training family's GMF and MLP when the process
-    is stopped during its (slowest) pre-trained NeuMF; their trained states go to the
-    ``components`` folder beside the tables, so the rerun fine-tunes without training them again.
-    """
+def _execute_ncf_run(task, dataset: str, data_dir: str | None, threads: int,
+                     config_kwargs: dict[str, Any], max_batches: int | None):
+    """Worker: train one run of NCF's protocol (splits and evaluators built once per process)."""
     import torch
 
-    from .ncf_training import ComponentStore, NCFConfig, ProtocolResult, run_family
+    from . import ncf_training
 
     torch.set_num_threads(max(1, threads))
-    dataset = job[0]["dataset"]
+    config = ncf_training.NCFConfig(**config_kwargs)
     split = _load_split(dataset, "test", data_dir)
     tuning = _load_split(dataset, "tuning", data_dir)
-    config = NCFConfig(**config_kwargs)
-    max_batches = job[0]["max_batches"] or None
-    cells = {cell["model"]: cell for cell in job}
+    key = (dataset, data_dir, config.device)
+    if key not in _EVALUATIONS:
+        _EVALUATIONS[key] = ncf_training.prepare_evaluations(split, tuning, config.device)
+    return ncf_training.execute_run(task, split, tuning, config, _EVALUATIONS[key], max_batches)
 
-    def record(result: ProtocolResult) -> None:
-        cell = cells[result.model]
+
+def run_ncf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultTable,
+                 invocation: Invocation, data_dir: str | None, threads: int, jobs: int,
+                 config_kwargs: dict[str, Any]) -> int:
+    """Train every cell not yet in ``runs`` with ``jobs`` processes; return how many ran.
+
+    The cells' training runs are scheduled one by one (``ncf_training.FamilyPlan``): the
+    validation and test runs of a model train side by side, and a pre-trained NeuMF starts as
+    soon as its GMF and MLP runs are done, so one family of k = 64 uses both processes. Each
+    finished model appends its curve rows, then its result row (a row marks a cell done, so an
+    interrupted grid resumes at the first unfinished model); the trained GMF and MLP go to the
+    ``components`` folder beside the tables, so a rerun fine-tunes without training them
+    again. A failing family is reported and the others continue; the error is raised at the end.
+    """
+    from .ncf_training import ComponentStore, FamilyPlan, NCFConfig, ProtocolResult, run_plans
+
+    todo = _pending(cells, runs)
+    if not todo:
+        return 0
+    dataset, max_batches = todo[0]["dataset"], todo[0]["max_batches"] or None
+    config = NCFConfig(**config_kwargs)
+    store = ComponentStore(runs.path.parent / COMPONENTS_FOLDER, _load_split(dataset, "test", data_dir),
+                           _load_split(dataset, "tuning", data_dir), config, max_batches,
+                           threads=max(1, threads))
+    plans, cells_of = [], {}
+    for job in _ncf_jobs(todo):
+        plan = FamilyPlan.from_store([c["model"] for c in job], job[0]["predictive_factor"],
+                                     job[0]["seed"], config, store)
+        plans.append(plan)
+        cells_of[id(plan)] = {cell["model"]: cell for cell in job}
+    failures = []
+
+    def record(plan: FamilyPlan, result: ProtocolResult) -> None:
+        store.add(result)
+        cell = cells_of[id(plan)].get(result.model)
+        if cell is None:  # a GMF or MLP trained only for pre-training
+            return
         row = _under_cell(cell, result.row)
         curves.append([_under_cell(cell, r) for r in result.curves], invocation)  # a row marks done
         runs.append([row], invocation)
@@ -277,61 +309,30 @@ def _train_ncf_job(job: list[dict], data_dir: str | None, threads: int,
               f"(epoch {row['epoch_test_selected']}) HR@10="
               f"{row['hr10_test_selected']:.4f} ({row['seconds']:.0f} s)", flush=True)
 
-    store = ComponentStore(runs.path.parent / COMPONENTS_FOLDER, split, tuning, config, max_batches)
-    run_family(split, tuning, list(cells), job[0]["predictive_factor"], job[0]["seed"], config,
-               max_batches=max_batches, on_result=record, store=store)
-
-
-def run_ncf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultTable,
-                 invocation: Invocation, data_dir: str | None, threads: int, jobs: int,
-                 config_kwargs: dict[str, Any]) -> int:
-    """Train every cell not yet in ``runs`` in ``jobs`` processes; return how many ran.
-
-    Each finished model appends its curve rows, then its result row (a row marks a cell done,
-    so an interrupted grid resumes at the first unfinished model). A failing job is reported
-    and the others continue; the error is raised at the end.
-    """
-
-    todo = _pending(cells, runs)
-    if not todo:
-        return 0
-    failures = []
-
-    def fail(job: list[dict], error: Exception) -> None:
-        names = ", ".join(f"{c['model']} k={c['predictive_factor']} seed={c['seed']}"
-                          for c in job)
+    def fail(plan: FamilyPlan, error: Exception) -> None:
+        names = ", ".join(f"{m} k={plan.k} seed={plan.seed}" for m in plan.models
+                          if m not in plan.results)
         print(f"FAILED {names} (its models done before the error are saved): {error!r}",
               flush=True)
         failures.append((names, error))
 
+    execute = functools.partial(_execute_ncf_run, dataset=dataset, data_dir=data_dir,
+                                threads=threads, config_kwargs=config_kwargs,
+                                max_batches=max_batches)
     if jobs <= 1:  # in this process (notebooks, tests); the thread setting is restored after
         import torch
 
         saved = torch.get_num_threads()
         try:
-            for job in _ncf_jobs(todo):
-                try:
-                    _train_ncf_job(job, data_dir, threads, config_kwargs, runs, curves, invocation)
-                except Exception as error:  # noqa: BLE001 - report, keep the grid going
-                    fail(job, error)
+            run_plans(plans, execute, on_result=record, on_error=fail)
         finally:
             torch.set_num_threads(saved)
     else:
         with worker_pool(jobs) as pool:
-            pending = {pool.submit(_train_ncf_job, job, data_dir, threads, config_kwargs,
-                                   runs, curves, invocation): job
-                       for job in _ncf_jobs(todo)}
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    job = pending.pop(future)
-                    try:
-                        future.result()
-                    except Exception as error:  # noqa: BLE001 - report, keep the grid going
-                        fail(job, error)
+            run_plans(plans, execute, pool=pool, slots=jobs, on_result=record, on_error=fail)
     if failures:
-        raise RuntimeError(f"{len(failures)} NCF job(s) failed: "
-                           + "; ".join(f"{n}: {e!r}" for n, e in failures))
+        raise RuntimeError(f"{len(failures)} NCF famil{'y' if len(failures) == 1 else 'ies'} "
+                           "failed: " + "; ".join(f"{n}: {e!r}" for n, e in failures))
     return len(todo)
 
 
@@ -350,12 +351,14 @@ def reproduce_ncf(dataset: str = "ml-1m", models=NCF_DEFAULT_MODELS, factors=(8,
     ``ncf_training`` for the protocol. ``max_batches`` > 0 truncates every epoch (smoke tests;
     such rows carry the value in their key and never count as full runs).
 
-    Pre-trained NeuMF needs GMF and MLP of the same k and seed: the job that trains it trains
-    them too (the same seeds give the same numbers as the GMF/MLP cells, so when those cells
-    are in the same job they are trained once and written from there). Each model's rows are
-    written when it is done, and the trained GMF and MLP are kept in ``out/components/`` (not
-    committed; about 25 MB per (k, seed) at k = 64), so a grid stopped during a pre-trained
-    NeuMF loads them on the rerun instead of training them again. Cost on a 2-core 2.8 GHz
+    Pre-trained NeuMF needs GMF and MLP of the same k and seed: its family trains them too
+    (the same seeds give the same numbers as the GMF/MLP cells, so when those cells are
+    requested as well they are trained once and written from there). The grid is scheduled run
+    by run (``run_ncf_grid``), so with ``jobs=2`` a model's validation and test runs train side
+    by side. Each model's rows are written when it is done, and the trained GMF and MLP are
+    kept in ``out/components/`` (not committed; about 25 MB per (k, seed) at k = 64), so a grid
+    stopped during a pre-trained NeuMF loads them on the rerun instead of training them again
+    (on the same machine). Cost on a 2-core 2.8 GHz
     Xeon, one thread per process, measured while the MF grid occupied both cores: an ML-1M
     epoch takes about 20-50 s (GMF, k = 8..64), 55-135 s (MLP), 45-170 s (NeuMF), 35-120 s
     (NeuMF's SGD fine-tuning); a cell trains 2 x 20 epochs (pre-trained NeuMF 2-3 x 20
