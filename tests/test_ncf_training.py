@@ -312,6 +312,34 @@ def test_runs_in_any_order_give_the_sequential_result(split, tuning, pretrained_
         assert _curves_without_timing(got.curves) == _curves_without_timing(expected.curves)
 
 
+def test_a_failing_run_abandons_only_its_family(split, tuning):
+    """In a pool, the family whose run fails gets no further runs; the others finish."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ncf_vs_mf.ncf_training import run_plans
+
+    config = NCFConfig(epochs=1, device="cpu")
+    plans = [FamilyPlan(["MLP"], k=2, seed=1, config=config),
+             FamilyPlan(["GMF"], k=2, seed=0, config=config)]
+    ran, results, errors = [], [], []
+
+    def execute(task):
+        ran.append((task.model, task.phase))
+        if task.model == "MLP" and task.phase == "test":
+            raise RuntimeError("out of memory")
+        return execute_run(task, split, tuning, config, max_batches=5)
+
+    with ThreadPoolExecutor(1) as pool:  # one at a time: the order is fixed
+        run_plans(plans, execute, pool=pool, slots=1,
+                  on_result=lambda plan, result: results.append(result.model),
+                  on_error=lambda plan, error: errors.append((plan.models, str(error))))
+    assert ran == [("MLP", "validation"), ("MLP", "test"), ("GMF", "validation"),
+                   ("GMF", "test")]
+    assert results == ["GMF"] and errors == [(["MLP"], "out of memory")]
+    with pytest.raises(RuntimeError, match="out of memory"):  # without on_error: raised
+        run_plans([FamilyPlan(["MLP"], k=2, seed=1, config=config)], execute)
+
+
 def test_components_must_match_the_plan(split, tuning, pretrained_run):
     gmf = pretrained_run[0]
     with pytest.raises(ValueError, match="k=8, seed=0.*GMF k=4"):
