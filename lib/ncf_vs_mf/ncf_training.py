@@ -650,10 +650,10 @@ class FamilyPlan:
         if (task.model, task.phase) not in self._issued or task.model in self.results:
             raise ValueError(f"{task.label} was not handed out by this plan, or is done")
         self._fits[(task.model, task.phase)] = result
-        fits = {phase: self._fits[(task.model, phase)] for phase in self._phases(task.model)
-                if (task.model, phase) in self._fits}
-        if len(fits) < len(self._phases(task.model)):
+        phases = self._phases(task.model)
+        if any((task.model, phase) not in self._fits for phase in phases):
             return []
+        fits = {phase: self._fits[(task.model, phase)] for phase in phases}
         complete = (self._base_result(task.model, fits) if task.model in BASE_MODELS
                     else self._pretrained_result(task.model, fits))
         self.results[task.model] = complete
@@ -749,11 +749,11 @@ def run_plans(plans: list[FamilyPlan], execute: Callable[[RunTask], FitResult], 
                 failed(plan, error)
         return
     running: dict[Future, tuple[FamilyPlan, RunTask]] = {}
-    abandoned: set[int] = set()
+    abandoned: set[FamilyPlan] = set()  # plans hash by identity
 
     def fill() -> None:
         for plan in plans:
-            while len(running) < slots and id(plan) not in abandoned:
+            while len(running) < slots and plan not in abandoned:
                 task = plan.next_task()
                 if task is None:
                     break
@@ -764,13 +764,13 @@ def run_plans(plans: list[FamilyPlan], execute: Callable[[RunTask], FitResult], 
         finished, _ = wait(running, return_when=FIRST_COMPLETED)
         for future in finished:
             plan, task = running.pop(future)
-            if id(plan) in abandoned:
+            if plan in abandoned:
                 continue
             try:
                 for result in plan.done(task, future.result()):
                     report(plan, result)
             except Exception as error:  # noqa: BLE001 - the caller decides
-                abandoned.add(id(plan))
+                abandoned.add(plan)
                 failed(plan, error)
         fill()
 
@@ -787,15 +787,15 @@ def run_protocol(split: LeaveOneOutSplit, tuning: LeaveOneOutSplit, model: str, 
     ``ProtocolResult`` of GMF and MLP with the same k and seed (else they are trained here).
     """
     plan = FamilyPlan([model], k, seed, config, components)
-    _run_here([plan], split, tuning, evaluations, max_batches, verbose)
+    _run_here(plan, split, tuning, evaluations, max_batches, verbose)
     return plan.results[model]
 
 
-def _run_here(plans: list[FamilyPlan], split: LeaveOneOutSplit, tuning: LeaveOneOutSplit,
+def _run_here(plan: FamilyPlan, split: LeaveOneOutSplit, tuning: LeaveOneOutSplit,
               evaluations: dict[str, _EvalData] | None, max_batches: int | None,
               verbose: bool, on_result=None) -> None:
-    """``run_plans`` in this process (the plans share one configuration)."""
-    config = plans[0].config
+    """``run_plans`` for one plan, in this process."""
+    config = plan.config
     if evaluations is None:
         evaluations = prepare_evaluations(split, tuning, config.device)
 
@@ -807,7 +807,7 @@ def _run_here(plans: list[FamilyPlan], split: LeaveOneOutSplit, tuning: LeaveOne
                   flush=True)
         return result
 
-    run_plans(plans, execute, on_result=on_result)
+    run_plans([plan], execute, on_result=on_result)
 
 
 class ComponentStore:
@@ -900,7 +900,7 @@ def run_family(split: LeaveOneOutSplit, tuning: LeaveOneOutSplit, models, k: int
         if on_result is not None and result.model in plan.models:
             on_result(result)
 
-    _run_here([plan], split, tuning, None, max_batches, verbose, on_result=finished)
+    _run_here(plan, split, tuning, None, max_batches, verbose, on_result=finished)
     return [plan.results[name] for name in plan.models]
 
 

@@ -284,20 +284,20 @@ def run_ncf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultT
         return 0
     dataset, max_batches = todo[0]["dataset"], todo[0]["max_batches"] or None
     config = NCFConfig(**config_kwargs)
-    store = ComponentStore(runs.path.parent / COMPONENTS_FOLDER, _load_split(dataset, "test", data_dir),
-                           _load_split(dataset, "tuning", data_dir), config, max_batches,
-                           threads=max(1, threads))
+    split, tuning = _load_split(dataset, "test", data_dir), _load_split(dataset, "tuning", data_dir)
+    store = ComponentStore(runs.path.parent / COMPONENTS_FOLDER, split, tuning, config,
+                           max_batches, threads=max(1, threads))
     plans, cells_of = [], {}
     for job in _ncf_jobs(todo):
         plan = FamilyPlan.from_store([c["model"] for c in job], job[0]["predictive_factor"],
                                      job[0]["seed"], config, store)
         plans.append(plan)
-        cells_of[id(plan)] = {cell["model"]: cell for cell in job}
+        cells_of[plan] = {cell["model"]: cell for cell in job}  # plans hash by identity
     failures = []
 
     def record(plan: FamilyPlan, result: ProtocolResult) -> None:
         store.add(result)
-        cell = cells_of[id(plan)].get(result.model)
+        cell = cells_of[plan].get(result.model)
         if cell is None:  # a GMF or MLP trained only for pre-training
             return
         row = _under_cell(cell, result.row)
