@@ -359,16 +359,17 @@ class RowSparseSGD(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if not p.grad.is_sparse:
-                    p.add_(p.grad, alpha=-group["lr"])
-                    continue
-                rows, where = torch.unique(p.grad._indices()[0], return_inverse=True)
-                summed = p.new_zeros((rows.numel(),) + p.shape[1:]).index_add_(
-                    0, where, p.grad._values())
-                p.index_copy_(0, rows, p.index_select(0, rows).add_(summed, alpha=-group["lr"]))
+            lr = group["lr"]
+            with_grad = [p for p in group["params"] if p.grad is not None]
+            dense = [p for p in with_grad if not p.grad.is_sparse]
+            if dense:
+                torch._foreach_add_(dense, [p.grad for p in dense], alpha=-lr)
+            for p in with_grad:
+                if p.grad.is_sparse:
+                    rows, where = torch.unique(p.grad._indices()[0], return_inverse=True)
+                    summed = p.new_zeros((rows.numel(),) + p.shape[1:]).index_add_(
+                        0, where, p.grad._values())
+                    p.index_copy_(0, rows, p.index_select(0, rows).add_(summed, alpha=-lr))
 
 
 def _make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
