@@ -169,7 +169,13 @@ def _sgd_fit(split, reg: float = 0.0) -> EmbeddingModel:
 
 @pytest.mark.parametrize("reg", [0.0, 1e-3])
 def test_row_sparse_sgd_gives_bitwise_the_dense_sgd_update(split, monkeypatch, reg):
+    monkeypatch.setattr(ncf_training, "ROW_SPARSE_MIN_ENTRIES", 0)  # tables this small too
+    used = []
+    real = ncf_training.sparse_embedding_gradients
+    monkeypatch.setattr(ncf_training, "sparse_embedding_gradients",
+                        lambda model, enabled: used.append(enabled) or real(model, enabled))
     ours = _sgd_fit(split, reg)
+    assert used == [reg == 0]  # the row path, unless a penalty makes the gradients dense
     assert not ours.user_embedding.sparse and not ours.item_embedding.sparse  # restored
     # the reference: torch's own SGD on dense embedding gradients (150 users, 250 items: a
     # batch of 256 repeats rows, so the order in which duplicates are summed is exercised)

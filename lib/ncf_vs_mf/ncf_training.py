@@ -26,8 +26,9 @@ enforce this: ``NeuMF.py`` uses whatever ``--learner`` says, and the README's pr
 passes ``--learner adam``. We implement both and name them: model ``"NeuMF-pretrained"`` follows
 the paper (plain SGD, lr 0.001, batch mean of the log loss, so it moves little in 20 epochs) and
 ``"NeuMF-pretrained-adam"`` follows the README command (a fresh Adam, lr 0.001). Plain SGD
-leaves the embedding rows outside a batch as they are, so ``RowSparseSGD`` updates only the
-batch's rows: bitwise the dense update, without sweeping the whole tables at every step.
+leaves the embedding rows outside a batch as they are, so for large tables ``RowSparseSGD``
+updates only the batch's rows: bitwise the dense update, without sweeping the whole tables at
+every step.
 
 Negatives exclude the user's training positives for every model, as the final versions of
 ``GMF.py``, ``MLP.py`` and ``NeuMF.py`` do (``while train.has_key((u, j))``; the test item may be
@@ -343,14 +344,26 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
+# Below this many embedding numbers (both tables), sweeping the tables -- then cache-sized -- is
+# cheaper than the row path's extra operations: ML-1M NeuMF's SGD fine-tuning runs 0.8x as fast
+# row-sparse at k = 8, 16 (234k, 468k numbers), 1.2x at k = 32, 64 (935k, 1.9M);
+# benchmarks/results/ncf_finetune_throughput.md.
+ROW_SPARSE_MIN_ENTRIES = 700_000
+
+
+def _embedding_entries(model: EmbeddingModel) -> int:
+    return model.user_embedding.weight.numel() + model.item_embedding.weight.numel()
+
+
 class RowSparseSGD(torch.optim.Optimizer):
-    """Vanilla SGD (no momentum, no decay: Keras 1's) that updates only the rows a sparse gradient has.
+    """Vanilla SGD (Keras 1's: no momentum, no decay) updating only the rows of sparse gradients.
 
     Dense SGD adds ``-lr * 0`` to every embedding row outside the batch, which changes nothing;
     skipping those rows gives bitwise the numbers of ``torch.optim.SGD`` on the dense gradient
     (a row that occurs several times in the batch is summed in order of appearance, as the dense
     embedding backward's ``index_add`` sums it), without zero-filling and sweeping whole tables
-    every step: about 30% faster fine-tuning at k = 64. Dense gradients get the plain update.
+    every step (``fit`` uses it from ``ROW_SPARSE_MIN_ENTRIES`` on). Dense gradients get the plain
+    update.
     """
 
     def __init__(self, params, lr: float):
@@ -483,7 +496,8 @@ def fit(model: EmbeddingModel, train_users: np.ndarray, train_items: np.ndarray,
     log(0, float("nan"), 0.0)
     model.train()
     # RowSparseSGD's row gradients; an L2 penalty on the tables makes them dense anyway
-    sparse = optimizer == "sgd" and reg == 0 and reg_similarity == 0
+    sparse = (optimizer == "sgd" and reg == 0 and reg_similarity == 0
+              and _embedding_entries(model) >= ROW_SPARSE_MIN_ENTRIES)
     with sparse_embedding_gradients(model, sparse):
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
