@@ -21,26 +21,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ncf_vs_mf.data import load_ncf
 from ncf_vs_mf.ncf_training import (
     NegativeSampler, RowSparseSGD, build_model, embedding_dim, resolve_device,
     sparse_embedding_gradients,
 )
 from ncf_vs_mf.results import atomic_write_text, environment
-from ncf_throughput import _sync, ml1m_shaped
+from ncf_throughput import sync, train_step, training_pairs
 from timing import add_timing_arguments
 
 OUT = Path(__file__).resolve().parent / "results"
 VARIANTS = ("row_sparse", "dense")
-
-
-def _step(model, optimizer, users, items, labels) -> None:
-    loss = F.binary_cross_entropy_with_logits(model(users, items), labels)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
 
 
 def time_variants(k: int, n_users: int, n_items: int, sampler: NegativeSampler,
@@ -61,12 +52,12 @@ def time_variants(k: int, n_users: int, n_items: int, sampler: NegativeSampler,
         for start, count, timed in [(0, warmup, False)] + [
                 (warmup + r * per_round, per_round, True) for r in range(rounds)]:
             for variant in VARIANTS:
-                _sync(device)
+                sync(device)
                 t0 = time.perf_counter()
                 for b in range(start, start + count):
                     sl = slice(b * batch_size, (b + 1) * batch_size)
-                    _step(models[variant], optimizers[variant], *(x[sl] for x in data))
-                _sync(device)
+                    train_step(models[variant], optimizers[variant], *(x[sl] for x in data))
+                sync(device)
                 if timed:
                     seconds[variant] += time.perf_counter() - t0
     return seconds, {v: m.state_dict() for v, m in models.items()}
@@ -89,13 +80,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    if args.data_dir:
-        split = load_ncf("ml-1m", args.data_dir)
-        users, items = split.train_users.astype(np.int64), split.train_items.astype(np.int64)
-        n_users, n_items, data = split.n_users, split.n_items, "ml-1m (NCF training file)"
-    else:
-        users, items, n_users, n_items = ml1m_shaped()
-        data = "random pairs of ML-1M's shape (6,040 users, 3,706 items, 994,169 positives)"
+    users, items, n_users, n_items, data = training_pairs(args.data_dir)
     sampler = NegativeSampler(users, items, n_users, n_items)
 
     rows = []

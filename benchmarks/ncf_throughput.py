@@ -56,6 +56,18 @@ def ml1m_shaped(seed: int = 0) -> tuple[np.ndarray, np.ndarray, int, int]:
     return keys // n_items, keys % n_items, n_users, n_items
 
 
+def training_pairs(data_dir: str | None) -> tuple[np.ndarray, np.ndarray, int, int, str]:
+    """(users, items, n_users, n_items, description): ML-1M's NCF training file from
+    ``data_dir``, or without it random pairs of ML-1M's shape."""
+    if data_dir:
+        split = load_ncf("ml-1m", data_dir)
+        return (split.train_users.astype(np.int64), split.train_items.astype(np.int64),
+                split.n_users, split.n_items, "ml-1m (NCF training file)")
+    users, items, n_users, n_items = ml1m_shaped()
+    return (users, items, n_users, n_items,
+            "random pairs of ML-1M's shape (6,040 users, 3,706 items, 994,169 positives)")
+
+
 def python_negatives(users: np.ndarray, items: np.ndarray, n_items: int, m: int,
                      rng: np.random.Generator) -> tuple[list, list, list]:
     """NCF's ``get_train_instances``: a Python loop with a set lookup per draw."""
@@ -88,7 +100,7 @@ class EpochDataset(Dataset):
         return self.users[index], self.items[index], self.labels[index]
 
 
-def _step(model, optimizer, users, items, labels) -> None:
+def train_step(model, optimizer, users, items, labels) -> None:
     loss = F.binary_cross_entropy_with_logits(model(users, items), labels)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -106,13 +118,13 @@ def time_ours(model, optimizer, sampler, device, warmup: int, batches: int,
     build = time.perf_counter() - start
     for b in range(warmup):
         sl = slice(b * batch_size, (b + 1) * batch_size)
-        _step(model, optimizer, users_t[sl], items_t[sl], labels_t[sl])
-    _sync(device)
+        train_step(model, optimizer, users_t[sl], items_t[sl], labels_t[sl])
+    sync(device)
     start = time.perf_counter()
     for b in range(warmup, warmup + batches):
         sl = slice(b * batch_size, (b + 1) * batch_size)
-        _step(model, optimizer, users_t[sl], items_t[sl], labels_t[sl])
-    _sync(device)
+        train_step(model, optimizer, users_t[sl], items_t[sl], labels_t[sl])
+    sync(device)
     return build, time.perf_counter() - start
 
 
@@ -124,17 +136,17 @@ def time_dataloader(model, optimizer, users, items, labels, device, warmup: int,
     it = iter(loader)
     for _ in range(warmup):
         u, i, y = next(it)
-        _step(model, optimizer, u.to(device), i.to(device), y.float().to(device))
-    _sync(device)
+        train_step(model, optimizer, u.to(device), i.to(device), y.float().to(device))
+    sync(device)
     start = time.perf_counter()
     for _ in range(batches):
         u, i, y = next(it)
-        _step(model, optimizer, u.to(device), i.to(device), y.float().to(device))
-    _sync(device)
+        train_step(model, optimizer, u.to(device), i.to(device), y.float().to(device))
+    sync(device)
     return time.perf_counter() - start
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
 
@@ -153,13 +165,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    if args.data_dir:
-        split = load_ncf("ml-1m", args.data_dir)
-        users, items = split.train_users.astype(np.int64), split.train_items.astype(np.int64)
-        n_users, n_items, data = split.n_users, split.n_items, "ml-1m (NCF training file)"
-    else:
-        users, items, n_users, n_items = ml1m_shaped()
-        data = "random pairs of ML-1M's shape (6,040 users, 3,706 items, 994,169 positives)"
+    users, items, n_users, n_items, data = training_pairs(args.data_dir)
     sampler = NegativeSampler(users, items, n_users, n_items)
     n_epoch = 5 * users.shape[0]
 
