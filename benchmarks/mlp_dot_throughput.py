@@ -35,7 +35,7 @@ from ncf_vs_mf.dot_learning import (
 )
 from ncf_vs_mf.ncf_training import _make_optimizer, resolve_device
 from ncf_vs_mf.results import atomic_write_text, environment
-from timing import add_timing_arguments
+from timing import add_timing_arguments, sync
 
 OUT = Path(__file__).resolve().parent / "results"
 
@@ -55,11 +55,6 @@ class PairDataset(Dataset):
         return self.p[self.users[index]], self.q[self.items[index]], self.labels[index]
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def time_ours(pairs: Pairs, dim: int, h: int, device: torch.device, warmup: int,
               batches: int, batch_size: int) -> float:
     """Seconds for ``batches`` steps of the library's loop (after ``warmup`` steps)."""
@@ -68,10 +63,10 @@ def time_ours(pairs: Pairs, dim: int, h: int, device: torch.device, warmup: int,
     data = TensorPairs.of(pairs, device)
     generator = torch.Generator().manual_seed(0)
     train_epoch(model, optimizer, data, generator, batch_size, max_batches=warmup)
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     train_epoch(model, optimizer, data, generator, batch_size, max_batches=batches)
-    _sync(device)
+    sync(device)
     return time.perf_counter() - start
 
 
@@ -86,14 +81,14 @@ def time_dataloader(pairs: Pairs, dim: int, h: int, device: torch.device, warmup
     start = None
     for step in range(warmup + batches):
         if step == warmup:
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
         p, q, y = (t.to(device) for t in next(batches_seen))
         loss = F.mse_loss(model(p, q), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    _sync(device)
+    sync(device)
     return time.perf_counter() - start
 
 

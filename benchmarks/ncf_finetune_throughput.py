@@ -27,8 +27,8 @@ from ncf_vs_mf.ncf_training import (
     sparse_embedding_gradients,
 )
 from ncf_vs_mf.results import atomic_write_text, environment
-from ncf_throughput import sync, train_step, training_pairs
-from timing import add_timing_arguments
+from ncf_throughput import train_step, training_pairs
+from timing import add_timing_arguments, sync
 
 OUT = Path(__file__).resolve().parent / "results"
 VARIANTS = ("row_sparse", "dense")

@@ -40,7 +40,7 @@ from ncf_vs_mf.ncf_training import (
     NegativeSampler, _make_optimizer, build_model, embedding_dim, resolve_device,
 )
 from ncf_vs_mf.results import atomic_write_text, environment
-from timing import add_timing_arguments
+from timing import add_timing_arguments, sync
 
 OUT = Path(__file__).resolve().parent / "results"
 ML1M_SHAPE = {"n_users": 6040, "n_items": 3706, "n_train": 994_169}
@@ -144,11 +144,6 @@ def time_dataloader(model, optimizer, users, items, labels, device, warmup: int,
         train_step(model, optimizer, u.to(device), i.to(device), y.float().to(device))
     sync(device)
     return time.perf_counter() - start
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def main() -> None:
