@@ -345,9 +345,9 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 # Below this many embedding numbers (both tables), sweeping the tables -- then cache-sized -- is
-# cheaper than the row path's extra operations: ML-1M NeuMF's SGD fine-tuning runs 0.8x as fast
-# row-sparse at k = 8, 16 (234k, 468k numbers), 1.2x at k = 32, 64 (935k, 1.9M);
-# benchmarks/results/ncf_finetune_throughput.md.
+# cheaper than the row path's extra operations: ML-1M NeuMF's SGD fine-tuning runs row-sparse
+# 0.87x as fast at k = 8 (234k numbers), 1.01x at k = 16 (468k), 1.09x at k = 32 (935k) and
+# 1.22x at k = 64 (1.9M), measured on an idle machine: benchmarks/results/ncf_finetune_throughput.md.
 ROW_SPARSE_MIN_ENTRIES = 700_000
 
 
