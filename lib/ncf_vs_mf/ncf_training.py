@@ -346,8 +346,9 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 # Below this many embedding numbers (both tables), sweeping the tables -- then cache-sized -- is
 # cheaper than the row path's extra operations: ML-1M NeuMF's SGD fine-tuning runs row-sparse
-# 0.87x as fast at k = 8 (234k numbers), 1.01x at k = 16 (468k), 1.09x at k = 32 (935k) and
-# 1.22x at k = 64 (1.9M), measured on an idle machine: benchmarks/results/ncf_finetune_throughput.md.
+# 0.90x as fast at k = 8 (234k numbers), 0.95x at k = 16 (468k), 1.16x at k = 32 (935k) and
+# 1.10x at k = 64 (1.9M) on an idle machine (benchmarks/results/ncf_finetune_throughput.md;
+# reruns move each ratio by up to 0.1).
 ROW_SPARSE_MIN_ENTRIES = 700_000
 
 
