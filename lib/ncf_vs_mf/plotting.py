@@ -33,11 +33,13 @@ __all__ = [
     "plot_metric_vs_dim",
     "plot_learning_curves",
     "plot_grid_heatmap",
+    "legend_below",
 ]
 
-# seaborn's colour-blind-safe palette, fixed here so figures do not depend on seaborn state
-PALETTE = ["#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc",
-           "#ca9161", "#fbafe4", "#949494", "#ece133", "#56b4e9"]
+# Okabe and Ito's colour-blind-safe palette, fixed here so figures do not depend on library
+# state. One colour per model book-wide; published curves use the same colour, dashed.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442",
+           "#000000", "#999999"]
 
 MODEL_COLORS: dict[str, str] = {
     "dot": PALETTE[0],
@@ -84,6 +86,29 @@ def model_color(name: str) -> str:
         if key.startswith(prefix):
             return MODEL_COLORS["neumf (pre-trained)" if prefix == "neumf (pre" else prefix]
     raise KeyError(f"no colour for model {name!r}")
+
+
+def legend_below(where: Axes | Figure, ncol: int = 2, **kwargs: Any) -> None:
+    """One legend under the plot, outside the data (readable on a phone, covers no line).
+
+    ``where`` is an Axes (its own handles) or a Figure (the handles of all its axes, each
+    label once). Needs ``savefig.bbox = "tight"`` (set by ``use_style``) to stay in the image.
+    """
+    axes = where.axes if isinstance(where, Figure) else [where]
+    handles, labels = [], []
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels and not label.startswith("_"):
+                handles.append(handle)
+                labels.append(label)
+    for ax in axes:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    figure = where if isinstance(where, Figure) else where.figure
+    anchor = (0.5, 0.0) if isinstance(where, Figure) else (0.5, -0.18)
+    host = figure if isinstance(where, Figure) else where
+    host.legend(handles, labels, loc="upper center", bbox_to_anchor=anchor, ncol=ncol,
+                frameon=False, **kwargs)
 
 
 # --------------------------------------------------------------------------------------
@@ -245,7 +270,7 @@ def plot_parameter_counts(dims: Sequence[int], ax: Axes | None = None) -> Axes:
         if xs:
             ax.plot(xs, [count(d) for d in xs], ls, marker="o", ms=3.5, lw=1.6,
                     color=model_color(key), label=label)
-    ax.plot(dims, [2 * d for d in dims], ":", color=PALETTE[7], lw=1.4,
+    ax.plot(dims, [2 * d for d in dims], ":", color=PALETTE[8], lw=1.4,
             label="$2d$: one user + one item\nembedding, for scale")
     quoted = [d for d in (8, 64, 256) if lo <= d <= hi]
     ax.plot(quoted, [paper_mlp_parameter_claim(d) for d in quoted], "x", color=_INK, ms=8, mew=1.6,

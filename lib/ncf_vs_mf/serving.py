@@ -740,7 +740,7 @@ def _index_style(index: str) -> dict:
     """One colour per index family, dashed for the inner-product (no reduction) variants."""
     from .plotting import PALETTE
 
-    colours = {"exact": PALETTE[7], "hnsw": PALETTE[0], "ivf": PALETTE[2], "scann": PALETTE[3]}
+    colours = {"exact": PALETTE[8], "hnsw": PALETTE[0], "ivf": PALETTE[2], "scann": PALETTE[3]}
     return {"color": colours[index.removesuffix("-ip")],
             "linestyle": "--" if index.endswith("-ip") else "-",
             "label": INDEX_LABELS.get(index, index)}
