@@ -281,3 +281,32 @@ def test_selected_epochs_one_row_per_model_and_k_one_column_per_seed():
     assert table.loc[("NeuMF (pre-trained)", 8)].tolist() == [0, 3]
     assert table.loc[("NeuMF (pre-trained)", 16)].tolist()[0] == 0
     assert table.loc[("NeuMF (pre-trained)", 16)].isna().tolist() == [False, True]  # no seed 1
+
+
+def test_provenance_catalog_lists_each_invocation_once_with_its_tables(tmp_path):
+    import json as _json
+
+    from ncf_vs_mf.results import provenance_catalog
+
+    record = {"run_id": "abc", "command": "ncf-vs-mf reproduce mf --data-dir /home/u/data",
+              "commit": "0123456789abcdef+dirty", "machine": {"cpu": "CPU X", "cores": 2},
+              "started": "2026-11-01T10:00:00+00:00", "duration_seconds": 3725.0,
+              "rows_added": 3}
+    folder = tmp_path / "results" / "chapter"
+    folder.mkdir(parents=True)
+    (folder / "mf_runs.provenance.json").write_text(_json.dumps([record]))
+    (folder / "mf_curves.provenance.json").write_text(_json.dumps([{**record, "rows_added": 90}]))
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "speed.json").write_text(_json.dumps({"benchmark": "speed", "commit": "fedcba9876",
+                                                   "machine": {"cpu": "CPU Y", "cores": 4},
+                                                   "started": "2026-11-02T00:00:00"}))
+    first, second = provenance_catalog(tmp_path / "results", bench).to_dict("records")
+    assert first == {"chapter": "chapter", "tables": "mf_curves, mf_runs",
+                     "command": "ncf-vs-mf reproduce mf --data-dir DIR", "commit": "0123456789",
+                     "clean": False, "machine": "CPU X, 2 cores", "started": "2026-11-01",
+                     "duration": "1 h 02 min", "rows": 3}
+    assert {k: second[k] for k in ("chapter", "tables", "command", "clean", "started")} == {
+        "chapter": "benchmarks", "tables": "speed", "command": "python benchmarks/speed.py",
+        "clean": True, "started": "2026-11-02"}
+    assert pd.isna(second["duration"]) and pd.isna(second["rows"])  # not recorded

@@ -15,6 +15,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -219,3 +220,54 @@ def provenance_overview(table: ResultTable) -> pd.DataFrame:
         "machine": f"{r['machine']['cpu']}, {r['machine']['cores']} cores, {r['machine']['memory']}",
         "started": r["started"][:10], "rows": r["rows_added"]} for r in records],
         columns=["run_id", "command", "commit", "machine", "started", "rows"])
+
+
+def _duration(seconds: float | None) -> str | None:
+    """Seconds as "1 h 05 min" / "12 min" / "40 s" (None stays None)."""
+    if seconds is None:
+        return None
+    minutes = round(seconds / 60)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+def provenance_catalog(results_dir: str | os.PathLike,
+                       benchmarks_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Every invocation behind the result tables under ``results_dir`` (one line each, with
+    the tables it wrote) and every benchmark record (``*.json``) under ``benchmarks_dir``.
+
+    The folder given to ``--data-dir`` is shown as ``DIR``: it names a place on the machine
+    that ran the command, not a setting of the experiment."""
+    results_dir = Path(results_dir)
+    lines: dict[str, dict[str, Any]] = {}
+    for path in sorted(results_dir.rglob("*.provenance.json")):
+        table = path.relative_to(results_dir).as_posix().removesuffix(".provenance.json")
+        for record in ResultTable(path.with_name(path.name.replace(".provenance.json", ".csv")),
+                                  []).provenance():
+            line = lines.setdefault(record["run_id"], {
+                "chapter": table.split("/")[0], "tables": [], "command": record["command"],
+                "commit": record["commit"], "machine": record["machine"],
+                "started": record["started"], "seconds": record.get("duration_seconds"),
+                "rows": 0})
+            line["tables"].append(table.split("/")[-1])
+            if table.endswith("_runs"):
+                line["rows"] += int(record.get("rows_added", 0))
+    for path in sorted(Path(benchmarks_dir).glob("*.json")) if benchmarks_dir else []:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        lines[f"benchmark:{path.stem}"] = {
+            "chapter": "benchmarks", "tables": [path.stem],
+            "command": f"python benchmarks/{record.get('benchmark', path.stem)}.py",
+            "commit": record.get("commit", "unknown"), "machine": record.get("machine", {}),
+            "started": record.get("started", ""), "seconds": record.get("duration_seconds"),
+            "rows": None}
+    return pd.DataFrame([{
+        "chapter": line["chapter"], "tables": ", ".join(sorted(set(line["tables"]))),
+        "command": re.sub(r"--data-dir[ =]\S+", "--data-dir DIR", line["command"]),
+        "commit": line["commit"][:10],
+        "clean": not line["commit"].endswith("+dirty"),
+        "machine": f"{line['machine'].get('cpu', '?')}, {line['machine'].get('cores', '?')} cores",
+        "started": str(line["started"])[:10], "duration": _duration(line["seconds"]),
+        "rows": line["rows"]} for line in lines.values()],
+        columns=["chapter", "tables", "command", "commit", "clean", "machine", "started",
+                 "duration", "rows"])
