@@ -74,3 +74,32 @@ def test_learning_curves_take_model_colours():
     colours = {line.get_label(): line.get_color() for line in ax.get_lines()}
     assert colours == {"GMF": plotting.MODEL_COLORS["gmf"], "MLP": plotting.MODEL_COLORS["mlp"]}
     plt.close(ax.figure)
+
+
+def test_figure2_bands_only_our_mf_and_dashes_the_published_numbers():
+    from types import SimpleNamespace
+
+    mf = pd.DataFrame({"dim": [8, 16, 32], "hr10": [0.63, 0.69, 0.71],
+                       "hr10_ci95": [0.004, 0.004, 0.004], "seeds": 3})
+    ncf = pd.DataFrame({"model": ["GMF", "GMF", "MLP"], "dim": [8, 16, 16],
+                        "hr10": [0.64, 0.69, 0.66], "hr10_ci95": 0.01, "seeds": 3})
+    published = pd.DataFrame({"model": ["MLP", "MLP"], "embedding_dim": [16, 32],
+                              "hr10": [0.671, 0.684]})
+    results = SimpleNamespace(mf=mf, ncf=ncf, published=published)
+    ax = plotting.plot_figure2(results, "hr10")
+    assert len(ax.collections) == 1  # one band: our MF's 95% interval
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert band.min() == pytest.approx(0.626) and band.max() == pytest.approx(0.714)
+    lines = [line for line in ax.get_lines() if line.get_xdata().size]
+    dashed = [line for line in lines if line.get_linestyle() == "--"]
+    assert len(lines) == 4 and len(dashed) == 1
+    assert dashed[0].get_markerfacecolor() == "white"
+    assert dashed[0].get_color() == plotting.model_color("MLP")
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts[0] == "Trained here (solid)" and "MF (mean of 3 seeds)" in texts
+    # the legend hangs below the axes: it covers no data
+    ax.figure.canvas.draw()
+    renderer = ax.figure.canvas.get_renderer()
+    assert ax.get_legend().get_window_extent(renderer).y1 < ax.get_window_extent(renderer).y0
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["8", "16", "32"]
+    plt.close(ax.figure)

@@ -31,6 +31,7 @@ __all__ = [
     "draw_similarity_diagram",
     "plot_parameter_counts",
     "plot_metric_vs_dim",
+    "plot_figure2",
     "plot_learning_curves",
     "plot_grid_heatmap",
     "legend_below",
@@ -374,3 +375,73 @@ def plot_grid_heatmap(table: pd.DataFrame, rows: str, cols: str, metric: str,
     ax.grid(False)
     ax.figure.colorbar(image, ax=ax, label=METRIC_LABELS.get(metric, metric))
     return ax
+
+
+# Our models in Figure 2, in legend order, with the marker that tells apart two models whose
+# colours are close (MLP and GMF): one marker per model, ours filled, published hollow.
+FIGURE2_MODELS = {"MF": "o", "GMF": "s", "MLP": "^", "NeuMF (no pre-training)": "D",
+                  "NeuMF (pre-trained)": "v"}
+_FIGURE2_SHORT = {"MF": "MF", "GMF": "GMF", "MLP": "MLP", "NeuMF (no pre-training)": "NeuMF",
+                  "NeuMF (pre-trained)": "NeuMF, pre-trained"}
+
+
+def plot_figure2(results: Any, metric: str, ax: Axes | None = None, legend: bool = True) -> Axes:
+    """Figure 2 of the paper re-run: ``metric`` against d, log2 axis.
+
+    ``results`` is a ``summaries.Section3Results`` (attributes mf, ncf, published). Our MF is
+    drawn with its 95% interval band, our NCF models as solid lines without bands, He et al.'s
+    published numbers dashed with hollow markers; the legend sits below the axes, ours in the
+    left column and published in the right.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 4.0))
+    mf = results.mf.sort_values("dim")
+    color = model_color("MF")
+    ci = mf[f"{metric}_ci95"].fillna(0.0)
+    ax.fill_between(mf["dim"], mf[metric] - ci, mf[metric] + ci, color=color, alpha=0.22, lw=0,
+                    zorder=2)
+    low, high = int(mf["seeds"].min()), int(mf["seeds"].max())
+    seeds = f"{low}" if low == high else f"{low}-{high}"
+    ours = [ax.plot(mf["dim"], mf[metric], "-o", color=color, lw=2.2, ms=5, zorder=5,
+                    label=f"MF (mean of {seeds} seeds)")[0]]
+    for model, marker in FIGURE2_MODELS.items():
+        group = results.ncf[results.ncf["model"] == model].sort_values("dim")
+        if model == "MF" or group.empty:
+            continue
+        ours += ax.plot(group["dim"], group[metric], "-", marker=marker, color=model_color(model),
+                        lw=1.4, ms=5, zorder=4, label=_FIGURE2_SHORT[model])
+    theirs = []
+    for model, marker in FIGURE2_MODELS.items():
+        group = results.published[results.published["model"] == model].sort_values("embedding_dim")
+        if group.empty:
+            continue
+        theirs += ax.plot(group["embedding_dim"], group[metric], "--", marker=marker, mfc="white",
+                          color=model_color(model), lw=1.2, ms=5.5, zorder=3,
+                          label=_FIGURE2_SHORT[model])
+    ticks = sorted({int(d) for d in mf["dim"]} | {int(d) for d in results.ncf["dim"]}
+                   | {int(d) for d in results.published["embedding_dim"]})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks, [str(d) for d in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel("embedding dimension $d$ (log scale)")
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    if legend:
+        _two_column_legend(ax, ("Trained here (solid)", ours), ("He et al. 2017 (dashed)", theirs))
+    return ax
+
+
+def _two_column_legend(ax: Axes, left: tuple[str, list], right: tuple[str, list]) -> None:
+    """A legend below ``ax`` with a titled column of handles on each side."""
+    from matplotlib.lines import Line2D
+
+    rows = max(len(left[1]), len(right[1])) + 1
+    handles, labels, titles = [], [], []
+    for title, column in (left, right):
+        blank = [Line2D([], [], linestyle="none")] * (rows - 1 - len(column))
+        titles.append(len(labels))
+        handles += [Line2D([], [], linestyle="none"), *column, *blank]
+        labels += [title, *[h.get_label() for h in column], *[""] * len(blank)]
+    legend = ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
+                       frameon=False, handlelength=2.6, columnspacing=2.0, fontsize=10)
+    for index in titles:
+        legend.get_texts()[index].set_fontweight("bold")

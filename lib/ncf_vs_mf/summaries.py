@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -262,3 +265,116 @@ def ncf_prose_numbers(mf_versus_ncf: pd.DataFrame, ncf_versus: pd.DataFrame,
     numbers["pretrained_epoch0"] = int((pretrained["epochs_selected"] == 0).sum())
     numbers["pretrained_runs"] = len(pretrained)
     return numbers
+
+
+# --------------------------------------------------------------------------------------
+# Section 3 at a glance: the full-scale runs, Figure 2 and Table 1 in one call each
+# --------------------------------------------------------------------------------------
+
+# Published rows of Table 1 (``published.table1()`` source text) in the short form the
+# book's tables show: who measured the number and where it is printed.
+TABLE1_SOURCES = {
+    "Rendle et al. 2020 Table 1 (from Dacrema et al.)":
+        "Dacrema et al. (TOIS version), in Rendle et al. 2020, Table 1",
+    "Rendle et al. 2020 Table 1": "Rendle et al. 2020, Table 1",
+    "Dacrema et al. TOIS additional material (2020-08 version)":
+        "Dacrema et al., TOIS additional material (2020-08)",
+}
+
+# Rows of ``published.table1()`` that are Rendle et al.'s Table 1 itself.
+_TABLE1_OWN = ("Rendle et al. 2020 Table 1 (from Dacrema et al.)", "Rendle et al. 2020 Table 1")
+
+
+@dataclass(frozen=True)
+class Section3Results:
+    """The full-scale Section 3 runs of one dataset, filtered and averaged over seeds.
+
+    ``mf_runs``: our MF, one row per d and seed (test split, float64, one thread); ``mf``:
+    :func:`over_seeds` of it, one row per d; ``ncf_runs``: our NCF models (full runs,
+    max_batches 0); ``ncf``: :func:`ncf_over_seeds` of it (empty without runs); ``published``:
+    He et al.'s MLP and NeuMF recast to d (``published.ncf_curves()``) for the dataset.
+    """
+
+    dataset: str
+    mf_runs: pd.DataFrame
+    mf: pd.DataFrame
+    ncf_runs: pd.DataFrame
+    ncf: pd.DataFrame
+    published: pd.DataFrame
+
+    @property
+    def mf_seeds(self) -> tuple[int, int]:
+        """The fewest and the most seeds behind one d of our MF."""
+        return int(self.mf["seeds"].min()), int(self.mf["seeds"].max())
+
+
+def full_mf_runs(runs: pd.DataFrame, dataset: str = "ml-1m") -> pd.DataFrame:
+    """The MF runs behind Figure 2: test split, float64, single-threaded, of ``dataset``."""
+    keep = (runs["dataset"] == dataset) & (runs["split"] == "test") & (runs["dtype"] == "float64")
+    if "threads" in runs.columns:
+        keep &= runs["threads"] == 1
+    return runs[keep].reset_index(drop=True)
+
+
+def full_ncf_runs(runs: pd.DataFrame, dataset: str = "ml-1m") -> pd.DataFrame:
+    """NCF runs that trained on every batch (max_batches 0) of ``dataset``."""
+    if runs.empty:
+        return runs
+    return runs[(runs["dataset"] == dataset) & (runs["max_batches"] == 0)].reset_index(drop=True)
+
+
+def section3_results(results_dir: str | Path, dataset: str = "ml-1m") -> Section3Results:
+    """Load ``mf_runs.csv`` and ``ncf_runs.csv`` (if present) of ``results_dir`` for Figure 2
+    and Table 1: filtered to the full runs and averaged over seeds."""
+    from . import published as published_numbers
+
+    folder = Path(results_dir)
+    mf_runs = full_mf_runs(pd.read_csv(folder / "mf_runs.csv"), dataset)
+    ncf_file = folder / "ncf_runs.csv"
+    ncf_runs = full_ncf_runs(pd.read_csv(ncf_file), dataset) if ncf_file.is_file() else pd.DataFrame()
+    ncf = ncf_over_seeds(ncf_runs) if len(ncf_runs) else pd.DataFrame(
+        columns=["dataset", "model", "predictive_factor", "dim", "hr10", "hr10_ci95", "ndcg10",
+                 "ndcg10_ci95", "seeds"])
+    curves = published_numbers.ncf_curves()
+    return Section3Results(dataset, mf_runs, over_seeds(mf_runs, ["dataset", "model", "dim"]),
+                           ncf_runs, ncf, curves[curves["dataset"] == dataset].reset_index(drop=True))
+
+
+def table1_beside_published(results: Section3Results, dim: int = 192,
+                            further: bool = False) -> pd.DataFrame:
+    """Table 1 of the paper with our rows: our MF at ``dim`` (mean over seeds, 95% interval)
+    and our NCF models at ``dim``, below the published rows, each with its source.
+
+    Columns: model, hr10, hr10_ci95, ndcg10, ndcg10_ci95, seeds, source (interval and seeds
+    missing for published rows). ``further=True`` adds the baselines Dacrema et al. ran on the
+    same split beyond Table 1.
+    """
+    prefix = {"ml-1m": "ml1m", "pinterest-20": "pinterest"}[results.dataset]
+    table = _published_table1()
+    if not further:
+        table = table[table["source"].isin(_TABLE1_OWN)]
+    rows = [{"model": r["method"], "hr10": r[f"{prefix}_hr10"], "ndcg10": r[f"{prefix}_ndcg10"],
+             "source": TABLE1_SOURCES.get(r["source"], r["source"])} for _, r in table.iterrows()]
+    epochs = sorted(int(e) for e in results.mf_runs.loc[results.mf_runs["dim"] == dim, "epochs"].unique())
+    for _, r in results.mf[results.mf["dim"] == dim].iterrows():
+        rows.append(_our_row(r, f"Matrix Factorization, d = {dim} (ours)",
+                             f"this book: after the last of {', '.join(map(str, epochs))} epochs"))
+    for _, r in results.ncf[results.ncf["dim"] == dim].iterrows():
+        rows.append(_our_row(r, f"{r['model']}, d = {dim} (ours)",
+                             "this book: epoch chosen on the validation split"))
+    columns = ["model", "hr10", "hr10_ci95", "ndcg10", "ndcg10_ci95", "seeds", "source"]
+    return pd.DataFrame(rows).reindex(columns=columns)
+
+
+def _published_table1() -> pd.DataFrame:
+    """``published.table1()`` (imported late: the published package is data, not code)."""
+    from . import published as published_numbers
+
+    return published_numbers.table1()
+
+
+def _our_row(row: pd.Series, name: str, source: str) -> dict:
+    """A Table 1 row of ours from an :func:`over_seeds` row."""
+    return {"model": name, "hr10": row["hr10"], "hr10_ci95": row["hr10_ci95"],
+            "ndcg10": row["ndcg10"], "ndcg10_ci95": row["ndcg10_ci95"],
+            "seeds": int(row["seeds"]), "source": source}
