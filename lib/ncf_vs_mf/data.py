@@ -122,10 +122,10 @@ DATASETS = ("ml-1m", "pinterest-20", "ml-100k", "synthetic")
 
 
 def default_cache_dir() -> Path:
-    """The per-user cache that verified downloads go to."""
-    import pooch
+    """The per-user cache that verified downloads go to (``$NCF_VS_MF_CACHE`` overrides it)."""
+    from .config import cache_dir
 
-    return Path(pooch.os_cache("ncf-vs-mf"))
+    return cache_dir()
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> tuple[Path, bool]:
@@ -152,7 +152,18 @@ def _hash_file(path: Path) -> tuple[str, str]:
 
 
 def _pin_file(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
+    """Where the checksum of a file without a published one is pinned on first use.
+
+    Files in the cache are pinned beside themselves; files of a local folder (only read, never
+    written into) in the cache's ``pins/`` folder, one pin per file name: any later copy, from
+    whatever folder, must match the first one seen.
+    """
+    cache = default_cache_dir()
+    try:
+        path.resolve().relative_to(cache.resolve())
+        return path.with_name(path.name + ".sha256")
+    except ValueError:
+        return cache / "pins" / path.parent.name / (path.name + ".sha256")
 
 
 def _verify(spec: DataFile, path: Path) -> str:
@@ -169,7 +180,9 @@ def _verify(spec: DataFile, path: Path) -> str:
     if spec.sha256 is None and spec.git_blob is None and not spec.variants:
         pin = _pin_file(path)
         if not pin.exists():
-            return "unverified (no published checksum; pinned on first use)"
+            pin.parent.mkdir(parents=True, exist_ok=True)
+            pin.write_text(sha256 + "\n")
+            return f"unverified (no published checksum; pinned on first use in {pin})"
         expected = pin.read_text().strip()
         if expected == sha256:
             return "unverified (matches the checksum pinned on first use)"
@@ -185,14 +198,28 @@ def _verify(spec: DataFile, path: Path) -> str:
     )
 
 
-def _download(spec: DataFile, target: Path) -> None:
-    """Download to a temporary file, verify, then move into place (nothing half-written)."""
+DOWNLOAD_TIMEOUT = (5, 60)  # seconds to connect, seconds between received bytes
+
+
+def _fetch(url: str, target: Path) -> None:
+    """Download ``url`` to ``target``; without a network fail within seconds, saying what to do."""
     import pooch
 
+    try:
+        pooch.HTTPDownloader(progressbar=False, timeout=DOWNLOAD_TIMEOUT)(url, str(target), None)
+    except Exception as error:  # requests' connection, timeout and HTTP errors
+        raise DataError(
+            f"could not download {url} ({type(error).__name__}: {str(error)[:200]}). Without a "
+            f"network, copy the files into a folder and pass it with --data-dir (or set "
+            f"{DATA_ENV}).") from None
+
+
+def _download(spec: DataFile, target: Path) -> None:
+    """Download to a temporary file, verify, then move into place (nothing half-written)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         tmp_path = Path(tmp) / spec.name
-        pooch.HTTPDownloader(progressbar=False)(spec.url, str(tmp_path), None)
+        _fetch(spec.url, tmp_path)
         status = _verify(spec, tmp_path)
         if status.startswith("unverified"):
             sha256, _ = _hash_file(tmp_path)
@@ -201,12 +228,10 @@ def _download(spec: DataFile, target: Path) -> None:
 
 
 def _download_ml100k(target: Path) -> None:
-    import pooch
-
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         archive = Path(tmp) / "ml-100k.zip"
-        pooch.HTTPDownloader(progressbar=False)(ML100K_URL, str(archive), None)
+        _fetch(ML100K_URL, archive)
         with zipfile.ZipFile(archive) as zf, zf.open("ml-100k/u.data") as src, \
                 open(Path(tmp) / "u.data", "wb") as dst:
             shutil.copyfileobj(src, dst)
@@ -288,19 +313,36 @@ def _first_bad_line(path: Path, n_fields: int, pair_first: bool = False) -> str:
                         f"got {len(fields)}")
             for value in fields:
                 try:
-                    int(value)
+                    number = int(value)
                 except ValueError:
                     return f"{path}, line {lineno}: expected integers, got {value!r}"
+                if not -2**63 <= number < 2**63:
+                    return f"{path}, line {lineno}: number {value} is too large for an id"
     return f"{path}: could not be parsed"
+
+
+def _check_complete(path: Path) -> None:
+    """A text data file must end with a newline: else its last number may be cut short."""
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        if fh.tell() == 0:
+            raise DataError(f"{path}: file is empty")
+        fh.seek(-1, os.SEEK_END)
+        if fh.read(1) != b"\n":
+            with open(path, "rb") as whole:
+                lines = sum(1 for _ in whole)
+            raise DataError(f"{path}, line {lines}: truncated (the file does not end with a "
+                            "newline); delete it and fetch it again")
 
 
 def read_rating_file(path: Path) -> np.ndarray:
     """Parse an NCF ``.rating`` file into an int64 array of (user, item, rating, timestamp)."""
+    _check_complete(path)
     try:
         table = pd.read_csv(path, sep="\t", header=None, dtype=np.int64, engine="c",
                             names=["user", "item", "rating", "timestamp"],
                             skip_blank_lines=False)
-    except (ValueError, pd.errors.ParserError):
+    except (ValueError, OverflowError, pd.errors.ParserError):
         raise DataError(_first_bad_line(path, 4)) from None
     if table.shape[0] == 0:
         raise DataError(f"{path}: file is empty")
@@ -309,6 +351,7 @@ def read_rating_file(path: Path) -> np.ndarray:
 
 def read_negative_file(path: Path) -> np.ndarray:
     """Parse an NCF ``.test.negative`` file: rows of (user, item, neg_1, ..., neg_99)."""
+    _check_complete(path)
     try:
         table = pd.read_csv(path, sep="\t", header=None, engine="c", dtype=str,
                             skip_blank_lines=False, keep_default_na=False)
@@ -320,7 +363,7 @@ def read_negative_file(path: Path) -> np.ndarray:
     try:
         pairs = head.to_numpy(dtype=np.int64)
         negatives = table.iloc[:, 1:].to_numpy(dtype=np.int64)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise DataError(_first_bad_line(path, N_NCF_NEGATIVES + 2, pair_first=True)) from None
     return np.concatenate([pairs, negatives], axis=1)
 
@@ -487,9 +530,13 @@ def load_ml100k(data_dir: str | os.PathLike | None = None, seed: int = 0,
     provenance = {"u.data": status,
                   "split": f"leave latest out, {n_negatives} negatives, seed {seed}"}
     if cache.exists():
-        with np.load(cache) as stored:
-            return LeaveOneOutSplit("ml-100k", 943, 1682, *(stored[k] for k in keys),
-                                    provenance=provenance)
+        try:
+            with np.load(cache) as stored:
+                return LeaveOneOutSplit("ml-100k", 943, 1682, *(stored[k] for k in keys),
+                                        provenance=provenance)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            raise DataError(f"{cache}: corrupted split cache ({type(error).__name__}: {error}); "
+                            "delete it and it is rebuilt from u.data") from None
     raw = read_rating_file(path)
     _check_range(path, "user", raw[:, 0] - 1, 943)
     _check_range(path, "item", raw[:, 1] - 1, 1682)

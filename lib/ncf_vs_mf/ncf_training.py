@@ -149,7 +149,14 @@ _PHASE_CODE = {"validation": 0, "test": 1, "test-ncf-components": 1}
 
 
 class TrainingDiverged(FloatingPointError):
-    """The training loss became NaN or infinite; the message names the run and epoch."""
+    """The training loss became NaN, infinite or exploded, or a parameter stopped being finite;
+    the message names the run, the epoch and the settings."""
+
+
+# an epoch whose mean log loss exceeds this multiple of the loss of the first batch (the loss of
+# the starting model, about ln 2 from a fresh initialisation) has exploded: SGD or Adam with a
+# far too large step sends the logits to +-1e18 while every number stays finite
+EXPLODING_LOSS_FACTOR = 100.0
 
 
 @dataclass(frozen=True)
@@ -432,8 +439,12 @@ def l2_penalty(model: EmbeddingModel, reg: float, reg_similarity: float = 0.0) -
 
 def _train_epoch(model: EmbeddingModel, opt: torch.optim.Optimizer, users: torch.Tensor,
                  items: torch.Tensor, labels: torch.Tensor, *, n: int, batch_size: int,
-                 reg: float, reg_similarity: float) -> float:
-    """One pass over the first ``n`` examples in order; the mean log loss (penalty excluded)."""
+                 reg: float, reg_similarity: float,
+                 first_loss: list[float] | None = None) -> float:
+    """One pass over the first ``n`` examples in order; the mean log loss (penalty excluded).
+
+    ``first_loss``, when an empty list, receives the loss of the first batch (before any step).
+    """
     total = torch.zeros((), dtype=torch.float64, device=users.device)
     for lo in range(0, n, batch_size):
         hi = min(lo + batch_size, n)
@@ -442,11 +453,21 @@ def _train_epoch(model: EmbeddingModel, opt: torch.optim.Optimizer, users: torch
         batch_loss = loss
         if reg > 0 or reg_similarity > 0:
             loss = loss + l2_penalty(model, reg, reg_similarity)
+        if first_loss is not None and not first_loss:
+            first_loss.append(float(batch_loss.detach()))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         total += batch_loss.detach().double() * (hi - lo)
     return float(total) / max(n, 1)
+
+
+def _non_finite_parameter(model: nn.Module) -> str | None:
+    """The name of the first parameter holding a NaN or infinity (None if all are finite)."""
+    for name, parameter in model.named_parameters():
+        if not bool(torch.isfinite(parameter.detach()).all()):
+            return name
+    return None
 
 
 def fit(model: EmbeddingModel, train_users: np.ndarray, train_items: np.ndarray,
@@ -499,6 +520,9 @@ def fit(model: EmbeddingModel, train_users: np.ndarray, train_items: np.ndarray,
     # RowSparseSGD's row gradients; an L2 penalty on the tables makes them dense anyway
     sparse = (optimizer == "sgd" and reg == 0 and reg_similarity == 0
               and _embedding_entries(model) >= ROW_SPARSE_MIN_ENTRIES)
+    first_loss: list[float] = []
+    settings = (f"lr={lr}, optimizer={optimizer}, batch_size={batch_size}, "
+                f"negatives={negatives}, reg={reg}, seed={seed}")
     with sparse_embedding_gradients(model, sparse):
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
@@ -506,14 +530,24 @@ def fit(model: EmbeddingModel, train_users: np.ndarray, train_items: np.ndarray,
                                     for a in sampler.epoch(rng, negatives)]
             n = len(users) if max_batches is None else min(len(users), max_batches * batch_size)
             mean_loss = _train_epoch(model, opt, users, items, labels, n=n,
-                                     batch_size=batch_size, reg=reg, reg_similarity=reg_similarity)
+                                     batch_size=batch_size, reg=reg, reg_similarity=reg_similarity,
+                                     first_loss=first_loss)
             seconds = time.perf_counter() - t0
             result.train_seconds += seconds
             result.examples += n
+            run = label or "NCF training"
             if not math.isfinite(mean_loss):
-                raise TrainingDiverged(f"{label or 'NCF training'} diverged in epoch {epoch} "
-                                       f"(mean log loss {mean_loss}); lr={lr}, "
-                                       f"optimizer={optimizer}")
+                raise TrainingDiverged(f"{run} diverged in epoch {epoch} "
+                                       f"(mean log loss {mean_loss}); {settings}")
+            limit = EXPLODING_LOSS_FACTOR * max(first_loss[0] if first_loss else 0.0, 1e-3)
+            if mean_loss > limit:
+                raise TrainingDiverged(f"{run} exploded in epoch {epoch}: mean log loss "
+                                       f"{mean_loss:.4g} > {EXPLODING_LOSS_FACTOR:g} x the first "
+                                       f"batch's {first_loss[0]:.4g}; {settings}")
+            bad = _non_finite_parameter(model)
+            if bad is not None:
+                raise TrainingDiverged(f"{run} diverged in epoch {epoch}: parameter {bad} is "
+                                       f"not finite; {settings}")
             log(epoch, mean_loss, seconds)
     result.seconds = time.perf_counter() - start
     return result
