@@ -1,0 +1,73 @@
+"""The book's verdicts: each claim of the paper checked against our results, by rule.
+
+A verdict is computed, never typed: "reproduced" when every comparison we ran goes the way the
+paper says, "partly" when most do (or the direction holds but a stated bound does not), "not
+reproduced" otherwise. The results page and the concluding page show the same verdicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+__all__ = ["LEARNED", "Verdict", "verdict_word", "mf_versus", "dot_beats_learned"]
+
+# The learned similarities of Section 3 (GMF is a weighted dot product, not one of them).
+LEARNED = ("MLP", "NeuMF (no pre-training)", "NeuMF (pre-trained)",
+           "NeuMF (pre-trained, Adam)")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A claim's verdict and the counts it rests on: ``holds`` of ``total`` comparisons."""
+
+    word: str
+    holds: int
+    total: int
+
+
+def verdict_word(holds: int, total: int, bound_holds: bool = True) -> str:
+    """'reproduced' (all comparisons hold and any stated bound too), 'partly' (most do, or all
+    do but a bound fails), 'not reproduced' (at most half hold, or nothing was compared)."""
+    if total == 0 or 2 * holds <= total:
+        return "not reproduced"
+    return "reproduced" if holds == total and bound_holds else "partly"
+
+
+def mf_versus(mf: pd.DataFrame, others: pd.DataFrame, metric: str,
+              dim_column: str = "dim") -> pd.DataFrame:
+    """Our MF minus each learned model at the dimensions both have: model, dim, metric of
+    each, difference (positive: MF ahead), and whether MF's lead exceeds its 95% interval."""
+    learned = others[others["model"].isin(LEARNED)].rename(columns={dim_column: "dim"})
+    merged = learned[["model", "dim", metric]].merge(
+        mf[["dim", metric, f"{metric}_ci95"]], on="dim", suffixes=("", "_mf"))
+    merged["difference"] = merged[f"{metric}_mf"] - merged[metric]
+    merged["beyond_interval"] = merged["difference"] > merged[f"{metric}_ci95"].fillna(0.0)
+    return merged.drop(columns=f"{metric}_ci95").reset_index(drop=True)
+
+
+def dot_beats_learned(results, metrics: tuple[str, ...] = ("hr10", "ndcg10")) -> dict:
+    """Claim 1 on our runs and on NCF's published numbers: MF above every learned similarity?
+
+    ``results`` is a ``summaries.Section3Results``. The verdict counts the comparisons with
+    the models trained here under the same honest protocol (epoch chosen without the test set),
+    both metrics; it is "reproduced" only if MF wins all of them and also most comparisons
+    with NCF's published numbers (whose epochs were chosen on the test set). Returns it with
+    the counts of each kind, the range of MF's lead over our trained models on HR@10, and the
+    published comparisons MF does not win."""
+    ours = pd.concat([mf_versus(results.mf, results.ncf, m) for m in metrics])
+    published = pd.concat([mf_versus(results.mf, results.published, m, "embedding_dim")
+                           for m in metrics])
+    ours_hr = mf_versus(results.mf, results.ncf, "hr10")
+    holds, total = int((ours["difference"] > 0).sum()), len(ours)
+    published_majority = 2 * int((published["difference"] > 0).sum()) > len(published)
+    return {
+        "verdict": Verdict(verdict_word(holds, total, published_majority), holds, total),
+        "ours_wins": int((ours["difference"] > 0).sum()), "ours_total": len(ours),
+        "published_wins": int((published["difference"] > 0).sum()),
+        "published_total": len(published),
+        "lead_min": float(ours_hr["difference"].min()) if len(ours_hr) else float("nan"),
+        "lead_max": float(ours_hr["difference"].max()) if len(ours_hr) else float("nan"),
+        "published_losses": published[published["difference"] <= 0].reset_index(drop=True),
+    }

@@ -1,0 +1,45 @@
+"""Verdicts of the results page, on hand-made results with known answers."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from ncf_vs_mf.report import at_a_glance as glance
+
+
+@pytest.mark.parametrize("holds, total, bound, word", [
+    (4, 4, True, "reproduced"), (4, 4, False, "partly"), (3, 4, True, "partly"),
+    (2, 4, True, "not reproduced"), (0, 0, True, "not reproduced"),
+])
+def test_verdict_word(holds, total, bound, word):
+    assert glance.verdict_word(holds, total, bound) == word
+
+
+def _results(mlp_hr: float, published_hr: float):
+    mf = pd.DataFrame({"dim": [16, 32], "hr10": [0.70, 0.72], "hr10_ci95": [0.01, 0.01],
+                       "ndcg10": [0.42, 0.44], "ndcg10_ci95": [0.01, 0.01]})
+    ncf = pd.DataFrame({"model": ["MLP", "GMF"], "dim": [16, 16], "hr10": [mlp_hr, 0.9],
+                        "ndcg10": [0.40, 0.9]})
+    published = pd.DataFrame({"model": ["MLP", "MLP"], "embedding_dim": [16, 32],
+                              "hr10": [0.69, published_hr], "ndcg10": [0.41, 0.43]})
+    return SimpleNamespace(mf=mf, ncf=ncf, published=published)
+
+
+def test_mf_versus_ignores_gmf_and_measures_the_lead():
+    versus = glance.mf_versus(_results(0.68, 0.70).mf, _results(0.68, 0.70).ncf, "hr10")
+    assert versus["model"].tolist() == ["MLP"]  # GMF is a dot product, not a learned one
+    assert versus["difference"].iloc[0] == pytest.approx(0.02)
+    assert bool(versus["beyond_interval"].iloc[0])  # 0.02 > 0.01
+
+
+def test_dot_beats_learned_counts_ours_and_published():
+    found = glance.dot_beats_learned(_results(0.68, 0.70))
+    assert found["verdict"] == glance.Verdict("reproduced", 2, 2)  # HR and NDCG at d = 16
+    assert (found["published_wins"], found["published_total"]) == (4, 4)
+    assert found["lead_min"] == pytest.approx(0.02) == found["lead_max"]
+    beaten = glance.dot_beats_learned(_results(0.71, 0.73))  # our MLP ahead on HR@10
+    assert beaten["verdict"] == glance.Verdict("not reproduced", 1, 2)  # half is not most
+    assert beaten["published_losses"]["dim"].tolist() == [32]
