@@ -121,7 +121,8 @@ def test_a_grid_in_two_processes_gives_the_rows_of_one(tmp_path):
     """The spawned workers (``parallel.worker_pool``) train exactly what the serial path does."""
     kwargs = dict(dataset="synthetic", dims=[4, 8], seeds=[0], epochs=2, lr=[0.05], eval_every=1)
     timing = ["run_id", "seconds", "updates_per_second"]
-    serial, parallel = (reproduce_mf(jobs=jobs, out=tmp_path / str(jobs), **kwargs)
+    serial, parallel = (reproduce_mf(jobs=jobs, out=tmp_path / str(jobs), runs=tmp_path / f"runs{jobs}",
+                                     **kwargs)
                         .drop(columns=timing).sort_values("dim").reset_index(drop=True)
                         for jobs in (1, 2))
     pd.testing.assert_frame_equal(parallel, serial)
@@ -129,7 +130,7 @@ def test_a_grid_in_two_processes_gives_the_rows_of_one(tmp_path):
 
 def test_grid_resumes_and_skips_finished_cells(tmp_path):
     kwargs = dict(dataset="synthetic", dims=[4, 8], epochs=3, lr=[0.05], jobs=1, eval_every=1,
-                  out=tmp_path)
+                  out=tmp_path, runs=tmp_path / "runs")
     first = reproduce_mf(seeds=[0], **kwargs)
     assert len(first) == 2
     again = reproduce_mf(seeds=[0, 1], **kwargs)  # only the two seed-1 cells are new

@@ -28,8 +28,7 @@ SUBCOMMANDS: list[str] = [
 USAGE_ERROR = 2
 
 
-class UsageError(Exception):
-    """An error in what the user asked for: printed without a traceback, exit status 2."""
+from .errors import UsageError  # noqa: E402  (re-exported: registrars raise it)
 
 
 def _parameter_pair(parser: argparse.ArgumentParser) -> None:
@@ -102,9 +101,20 @@ def add_chapter_commands(subparsers: argparse._SubParsersAction) -> None:
                      help="folder of the executed notebook (default: %(default)s)")
     run.add_argument("--cwd", default=None,
                      help="working directory of the kernel (default: the chapter's folder)")
-    run.add_argument("--timeout", type=int, default=None,
+    run.add_argument("--timeout", type=_positive_int, default=None,
                      help="seconds each cell may run (default: no limit)")
     run.set_defaults(func=_run_command)
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
 
 
 def _load(spec: str) -> Callable[[argparse._SubParsersAction], None]:
@@ -125,12 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from .chapters import ChapterError, ChapterExecutionError, ParameterError
+    from .data import DataError
+    from .results import TableError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (UsageError, ChapterError, ParameterError) as exc:
+    except (UsageError, ChapterError, ParameterError, DataError, TableError) as exc:
         print(f"ncf-vs-mf {args.command}: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except ChapterExecutionError as exc:

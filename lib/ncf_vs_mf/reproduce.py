@@ -1,13 +1,13 @@
-"""The reproduce commands: full-scale experiment grids, resumable, run in parallel processes.
+"""The reproduce commands: full-scale experiment grids, resumable, run in parallel.
 
-``ncf-vs-mf reproduce mf`` trains the matrix factorization of Section 3 on a grid of
-dimensions and seeds and appends one row per finished run to ``results/<chapter>/mf_runs.csv``
-(with its learning curve in ``mf_curves.csv``); ``reproduce mf-tuning`` does the same on the
-tuning split carved from the training file (Appendix A.2); ``reproduce ncf`` trains NCF's own
-GMF, MLP and NeuMF (``ncf_training``) with the epoch selected on that tuning split, into
-``ncf_runs.csv`` and ``ncf_curves.csv``; ``reproduce mlp-dot`` trains the MLPs of Section 4
-on synthetic dot-product data (``dot_learning``) into ``results/mlp_dot/``. Finished cells are
-skipped on a rerun, so an interrupted grid resumes where it stopped.
+``ncf-vs-mf reproduce mf`` and ``reproduce mf-tuning`` (Section 3, Appendix A.2) are declared on
+the experiment engine (:mod:`ncf_vs_mf.experiments`): they train into the run store (``--runs``,
+default ``./runs``) and publish into the committed tables only when asked (``--publish`` or
+``--out``). ``reproduce ncf`` trains NCF's own GMF, MLP and NeuMF (``ncf_training``) with the
+epoch selected on the tuning split, into ``ncf_runs.csv`` and ``ncf_curves.csv``; ``reproduce
+mlp-dot`` trains the MLPs of Section 4 (``dot_learning``) into ``results/mlp_dot/``. These two
+(and ``gmf-reg``) still run on their own process pool (``parallel``) until they are ported.
+Finished cells are skipped on a rerun, so an interrupted grid resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import itertools
 import os
 import shlex
 import sys
-from concurrent.futures import FIRST_COMPLETED, wait
+from concurrent.futures import FIRST_COMPLETED, wait  # noqa: F401  (kept for the NCF runner)
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -26,127 +26,89 @@ from typing import Any
 import pandas as pd
 
 from . import data as data_mod
+from .config import runs_dir
+from .errors import UsageError
+from .experiments import get as get_experiment
+from .experiments.cluster import INPROCESS, LOCAL, SCHEDULER_ENV
+from .experiments.commands import (NONNEGATIVE_INT, POSITIVE_INT, OneLineParser,
+                                   add_experiment_parser, add_publish_parser)
+from .experiments.datasets import data_folder, data_provenance, load_split
+from .experiments.mf import MF_DIMS, MF_KEY as _MF_KEY, PAPER_HYPERPARAMETERS  # noqa: F401
+from .experiments.runner import run_grid
+from .experiments.store import RunStore, tables
 from .parallel import worker_pool
 from .results import RESULTS_DIR, Invocation, ResultTable
 
-MF_KEY = ["dataset", "split", "model", "dim", "seed", "epochs", "lr", "reg", "negatives", "dtype",
-          "threads"]
-PAPER_HYPERPARAMETERS = {  # Rendle et al. 2020, Appendix A.2
-    "ml-1m": {"lr": 0.002, "negatives": 8, "reg": 0.005},
-    "pinterest-20": {"lr": 0.007, "negatives": 10, "reg": 0.01},
-}
-# The paper's Figure 2 dimensions plus 8, 24 and 48, so that each NCF model trained here
-# (GMF d = k, MLP 2k, NeuMF 3k for k = 8..64) has a matrix factorization at its own d.
-MF_DIMS = (8, 16, 24, 32, 48, 64, 96, 128, 192)
-
-_SPLITS: dict[tuple, Any] = {}
+MF_KEY = list(_MF_KEY)
 _EVALUATIONS: dict[tuple, Any] = {}  # NCF's evaluation data per (dataset, folder, device)
-
-
-def _load_split(dataset: str, split: str, data_dir: str | None):
-    """The test split or the tuning split of a dataset (cached per worker process)."""
-    key = (dataset, split, data_dir)
-    if key not in _SPLITS:
-        full = data_mod.load_dataset(dataset, data_dir, download=data_dir is None)
-        _SPLITS[key] = full if split == "test" else data_mod.tuning_split(full)
-    return _SPLITS[key]
-
-
-def _train_cell(cell: dict[str, Any], data_dir: str | None, eval_every: int):
-    """Worker: train one grid cell and return its result row and curve rows."""
-    import numba
-
-    from .mf import MFConfig, train_mf
-
-    numba.set_num_threads(max(1, cell["threads"]))
-    split = _load_split(cell["dataset"], cell["split"], data_dir)
-    config = MFConfig(dim=cell["dim"], lr=cell["lr"], reg=cell["reg"],
-                      negatives=cell["negatives"], epochs=cell["epochs"], seed=cell["seed"],
-                      dtype=cell["dtype"], threads=cell["threads"])
-    _, history = train_mf(split, config, eval_every=eval_every)
-    last = history.rows[-1]
-    row = {**cell, "hr10": last["hr10"], "ndcg10": last["ndcg10"], "loss": last["loss"],
-           "seconds": round(history.seconds, 1),
-           "updates_per_second": round(history.updates / history.seconds)}
-    curve = [{**cell, **r} for r in history.rows]
-    return row, curve
+_load_split = load_split  # the name the not yet ported runners import
 
 
 def _pending(cells: list[dict[str, Any]], runs: ResultTable) -> list[dict[str, Any]]:
-    """The cells without a row in ``runs`` (a resumed grid skips the others), announced."""
+    """The cells without a row in ``runs`` (a resumed grid skips the others), announced.
+
+    Curve rows of cells without a row (left by a grid killed between its two writes) are
+    removed from the sibling ``*_curves.csv`` first: the cell is trained again, and its curve
+    would otherwise be there twice.
+    """
     done = runs.done()
+    curves_path = runs.path.with_name(runs.path.name.replace("_runs.csv", "_curves.csv"))
+    if runs.path.name.endswith("_runs.csv") and curves_path.exists():
+        finished = runs.done_text()
+        curves = ResultTable(curves_path, [])  # read without a key: rows per epoch
+        removed = curves.remove(lambda r: tuple(r[k] for k in runs.key) not in finished)
+        if removed:
+            print(f"removed {removed} curve rows of unfinished cells from {curves_path}",
+                  flush=True)
     todo = [c for c in cells if tuple(c[k] for k in runs.key) not in done]
     print(f"{len(cells) - len(todo)} of {len(cells)} cells already done; {len(todo)} to run",
           flush=True)
     return todo
 
 
-def run_mf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultTable,
-                invocation: Invocation, data_dir: str | None, eval_every: int,
-                jobs: int) -> int:
-    """Train every cell not yet in ``runs`` with ``jobs`` processes; return how many ran."""
-    todo = _pending(cells, runs)
-    if not todo:
-        return 0
-    with worker_pool(jobs) as pool:
-        pending = {pool.submit(_train_cell, cell, data_dir, eval_every): cell for cell in todo}
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                pending.pop(future)
-                row, curve = future.result()
-                curves.append(curve, invocation)  # curve first: a row marks the cell done
-                runs.append([row], invocation)
-                print(f"done {row['dataset']}/{row['split']} d={row['dim']} seed={row['seed']}: "
-                      f"HR@10={row['hr10']:.4f} NDCG@10={row['ndcg10']:.4f} "
-                      f"({row['seconds']:.0f} s)", flush=True)
-    return len(todo)
-
-
 def reproduce_mf(dataset: str = "ml-1m", split: str = "test", dims=MF_DIMS,
                  seeds=(0, 1, 2), epochs: int = 256, lr=(0.002,), reg=(0.005,), negatives=(8,),
                  dtype: str = "float64", threads: int = 1, jobs: int = 1, eval_every: int = 8,
-                 data_dir: str | None = None, out: str | os.PathLike = RESULTS_DIR / "ncf_experiments",
-                 command: str | None = None) -> pd.DataFrame:
-    """Train the MF grid (skipping finished cells) and return the runs table.
+                 data_dir: str | None = None, out: str | os.PathLike | None = None,
+                 command: str | None = None, *, runs: str | os.PathLike | None = None,
+                 scheduler: str | None = None, allow_dirty: bool = False) -> pd.DataFrame:
+    """Train the MF grid through the engine (skipping finished cells); return its rows.
 
-    ``split`` is "test" (the NCF test split: Figure 2) or "tuning" (the holdout carved from the
-    training file: Appendix A.2); the tables are ``mf_runs.csv``/``mf_tuning_runs.csv`` and the
-    learning curves ``mf_curves.csv``/``mf_tuning_curves.csv`` in ``out``.
+    ``split`` is "test" (the NCF test split: Figure 2, experiment ``mf``) or "tuning" (the
+    holdout carved from the training file: Appendix A.2, ``mf-tuning``). Runs go to the run
+    store ``runs`` (default ``$NCF_VS_MF_RUNS`` or ``./runs``); with ``out`` they are also
+    published into ``mf_runs.csv``/``mf_curves.csv`` (``mf_tuning_*`` for the tuning split)
+    in that folder, and the whole table there is returned; else the grid's stored rows.
+    ``scheduler``: "inprocess" (default for ``jobs=1``), "local" (a LocalCluster of ``jobs``
+    workers, the default otherwise) or a Dask scheduler's address.
     """
-    data_dir = data_dir or os.environ.get(data_mod.DATA_ENV) or None
-    table = "mf" if split == "test" else "mf_tuning"
-    runs = ResultTable(Path(out) / f"{table}_runs.csv", MF_KEY)
-    curves = ResultTable(Path(out) / f"{table}_curves.csv", MF_KEY + ["epoch"])
-    parameters = dict(dataset=dataset, split=split, dims=list(dims), seeds=list(seeds),
-                      epochs=epochs, lr=list(lr), reg=list(reg), negatives=list(negatives),
-                      dtype=dtype, threads=threads, jobs=jobs, eval_every=eval_every)
-    cells = [{"dataset": dataset, "split": split, "model": "MF", "dim": d, "seed": s,
-              "epochs": epochs, "lr": a, "reg": r, "negatives": m, "dtype": dtype,
-              "threads": threads}
-             for s, a, r, m, d in itertools.product(seeds, lr, reg, negatives, dims)]
-    invocation = Invocation(
-        command=command or f"ncf_vs_mf.reproduce.reproduce_mf(**{parameters!r})",
-        parameters=parameters,
-        data={"dataset": dataset, "split": split, "files": data_mod.fingerprint(dataset, data_dir),
-              "variants": _load_split(dataset, "test", data_dir).provenance})
-    run_mf_grid(cells, runs, curves, invocation, data_dir, eval_every, jobs)
-    return runs.read()
-
-
-def _mf_command(args: argparse.Namespace, split: str) -> int:
-    # unset hyperparameters take the paper's values for the dataset (ML-1M's elsewhere)
-    paper = PAPER_HYPERPARAMETERS.get(args.dataset, PAPER_HYPERPARAMETERS["ml-1m"])
-    lr, reg, negatives = (getattr(args, k) or [paper[k]] for k in ("lr", "reg", "negatives"))
-    reproduce_mf(args.dataset, split, args.dims, args.seeds, args.epochs, lr, reg, negatives, args.dtype, args.threads, args.jobs, args.eval_every,
-                 args.data_dir, args.out,
-                 command="ncf-vs-mf " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-    return 0
+    experiment = get_experiment("mf" if split == "test" else "mf-tuning")
+    values = dict(dataset=dataset, dim=list(dims), seed=list(seeds), epochs=epochs, lr=list(lr),
+                  reg=list(reg), negatives=list(negatives), dtype=dtype, eval_every=eval_every)
+    cells = experiment.grid(values, {"threads": threads})
+    if scheduler is None and not os.environ.get(SCHEDULER_ENV):
+        scheduler = INPROCESS if jobs <= 1 else LOCAL
+    parameters = {**values, "split": split, "threads": threads, "jobs": jobs}
+    store_root = Path(runs) if runs is not None else runs_dir()
+    report = run_grid(experiment, cells, runs=store_root, out=out, scheduler=scheduler,
+                      jobs=max(1, jobs), threads=threads, data_dir=data_folder(data_dir),
+                      allow_dirty=allow_dirty, parameters=parameters,
+                      command=command or f"ncf_vs_mf.reproduce.reproduce_mf(**{parameters!r})")
+    if out is not None:
+        return tables(experiment, Path(out))[0].read()
+    store = RunStore(store_root)
+    rows = []
+    for cell in report.cells:
+        stored = store.get(experiment.name, cell)
+        if stored is not None:
+            rows.append({**experiment.key_of(cell), **stored.result.row,
+                         "run_id": stored.provenance["run_id"]})
+    return pd.DataFrame(rows)
 
 
 def _add_common_arguments(parser: argparse.ArgumentParser, unit: str) -> None:
-    """Parallelism, data location and output folder, shared by every experiment."""
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+    """Parallelism, data location and output folder of the runners not yet on the engine."""
+    parser.add_argument("--jobs", type=POSITIVE_INT, default=os.cpu_count() or 1,
                         help=f"{unit} trained in parallel processes")
     parser.add_argument("--data-dir", default=None,
                         help=f"local data folder (default: ${data_mod.DATA_ENV} or the cache)")
@@ -154,41 +116,13 @@ def _add_common_arguments(parser: argparse.ArgumentParser, unit: str) -> None:
                         help="folder of the result tables")
 
 
-def _add_mf_arguments(parser: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
-    parser.add_argument("--dataset", default="ml-1m", choices=data_mod.DATASETS)
-    parser.add_argument("--dims", type=int, nargs="+", default=defaults["dims"],
-                        help="embedding dimensions d (counting the bias coordinate)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=defaults["seeds"])
-    parser.add_argument("--epochs", type=int, default=defaults["epochs"])
-    paper = "(default: the paper's value for the dataset)"
-    parser.add_argument("--lr", type=float, nargs="+", default=defaults.get("lr"),
-                        help=f"SGD learning rates {paper}")
-    parser.add_argument("--reg", type=float, nargs="+", default=defaults.get("reg"),
-                        help=f"L2 coefficients lambda {paper}")
-    parser.add_argument("--negatives", type=int, nargs="+", default=defaults.get("negatives"),
-                        help=f"negatives per positive m {paper}")
-    parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    parser.add_argument("--threads", type=int, default=1,
-                        help="threads per run (>1 is Hogwild: fast but not reproducible)")
-    parser.add_argument("--eval-every", type=int, default=8,
-                        help="log training loss and HR/NDCG every this many epochs")
-    _add_common_arguments(parser, "runs")
-
-
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``reproduce`` and its experiments with the package's command line."""
+    """Register ``reproduce`` (and its experiments) and ``publish`` with the command line."""
     reproduce = subparsers.add_parser("reproduce", help="run a full-scale experiment grid")
-    experiments = reproduce.add_subparsers(dest="experiment", required=True)
-    mf = experiments.add_parser("mf", help="Section 3: MF on the NCF test split (Figure 2)")
-    _add_mf_arguments(mf, {"dims": list(MF_DIMS), "seeds": [0, 1, 2],
-                           "epochs": 256})
-    mf.set_defaults(func=lambda a: _mf_command(a, "test"))
-    tuning = experiments.add_parser("mf-tuning",
-                                    help="Appendix A.2: MF on the tuning split (no test data)")
-    _add_mf_arguments(tuning, {"dims": [64], "seeds": [0], "epochs": 128,
-                               "lr": [0.001, 0.002, 0.003], "reg": [0.001, 0.005, 0.01],
-                               "negatives": [8]})
-    tuning.set_defaults(func=lambda a: _mf_command(a, "tuning"))
+    experiments = reproduce.add_subparsers(dest="experiment", required=True,
+                                           parser_class=OneLineParser)
+    for name in ("mf", "mf-tuning"):
+        add_experiment_parser(experiments, get_experiment(name))
     ncf = experiments.add_parser(
         "ncf", help="Section 3 / issue 4: NCF's GMF, MLP and NeuMF trained here, epochs "
                     "selected on the tuning split (plus NCF's best-test-epoch numbers)")
@@ -202,6 +136,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
                     "test and fresh sets and each cell's wall-clock seconds. Resumable.")
     _add_mlp_dot_arguments(mlp_dot)
     mlp_dot.set_defaults(func=_mlp_dot_command)
+    add_publish_parser(subparsers)
 
 
 # ----------------------------------------------------------------------------- NCF's models
@@ -383,19 +318,26 @@ def reproduce_ncf(dataset: str = "ml-1m", models=NCF_DEFAULT_MODELS, factors=(8,
     invocation = Invocation(
         command=command or f"ncf_vs_mf.reproduce.reproduce_ncf(**{parameters!r})",
         parameters=parameters,
-        data={"dataset": dataset, "validation": NCF_VALIDATION,
-              "files": data_mod.fingerprint(dataset, data_dir),
-              "variants": _load_split(dataset, "test", data_dir).provenance})
+        data=data_provenance(dataset, data_dir, validation=NCF_VALIDATION))
     run_ncf_grid(cells, runs, curves, invocation, data_dir, threads, jobs, config_kwargs)
     return runs.read()
 
 
 def _ncf_command(args: argparse.Namespace) -> int:
+    try:
+        _run_ncf_command(args)
+    except ValueError as error:  # bad settings (NCFConfig.validate), raised before training
+        if isinstance(error, data_mod.DataError):
+            raise
+        raise UsageError(f"ncf: {error}") from None
+    return 0
+
+
+def _run_ncf_command(args: argparse.Namespace) -> None:
     reproduce_ncf(args.dataset, args.models, args.factors, args.seeds, args.epochs, args.lr,
                   args.finetune_lr, args.negatives, args.batch_size, args.reg, args.device,
                   args.threads, args.jobs, args.max_batches, args.data_dir, args.out,
                   command="ncf-vs-mf " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-    return 0
 
 
 def _add_ncf_arguments(parser: argparse.ArgumentParser) -> None:
@@ -408,18 +350,18 @@ def _add_ncf_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--factors", type=int, nargs="+", default=[8, 16, 32, 64],
                         help="predictive factors k (d = k for GMF, 2k for MLP, 3k for NeuMF)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=20,
+    parser.add_argument("--epochs", type=POSITIVE_INT, default=20,
                         help="epochs per run (NCF's README: 20); the epoch is selected in 0..N")
     parser.add_argument("--lr", type=float, default=0.001, help="Adam learning rate")
     parser.add_argument("--finetune-lr", type=float, default=0.001,
                         help="learning rate of pre-trained NeuMF's fine-tuning")
-    parser.add_argument("--negatives", type=int, default=4)
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--negatives", type=NONNEGATIVE_INT, default=4)
+    parser.add_argument("--batch-size", type=POSITIVE_INT, default=256)
     parser.add_argument("--reg", type=float, default=0.0,
                         help="L2 on the embedding tables, Keras-style (NCF default 0)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
-    parser.add_argument("--max-batches", type=int, default=0,
+    parser.add_argument("--threads", type=POSITIVE_INT, default=1, help="torch threads per process")
+    parser.add_argument("--max-batches", type=NONNEGATIVE_INT, default=0,
                         help="truncate every epoch to this many batches (smoke tests only)")
     _add_common_arguments(parser, "jobs")
 
@@ -428,7 +370,6 @@ def _add_ncf_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _mlp_dot_command(args: argparse.Namespace) -> int:
-    from .cli import UsageError
     from .dot_learning import reproduce_mlp_dot
 
     if (args.repeats is not None and args.repeats < 1) or args.max_cells < 0:
@@ -459,13 +400,13 @@ def _add_mlp_dot_arguments(parser: argparse.ArgumentParser) -> None:
                              help="seeds of the repetitions (default: 0 1 2 3 4)")
     repetitions.add_argument("--repeats", type=int, default=None,
                              help="repetitions: seeds 0 .. N-1")
-    parser.add_argument("--epochs", type=int, default=32)
+    parser.add_argument("--epochs", type=POSITIVE_INT, default=32)
     parser.add_argument("--lr", type=float, default=0.001, help="Adam learning rate")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=POSITIVE_INT, default=256)
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+    parser.add_argument("--threads", type=POSITIVE_INT, default=1, help="torch threads per process")
+    parser.add_argument("--jobs", type=POSITIVE_INT, default=os.cpu_count() or 1,
                         help="cells trained in parallel processes")
-    parser.add_argument("--max-cells", type=int, default=0,
+    parser.add_argument("--max-cells", type=NONNEGATIVE_INT, default=0,
                         help="train at most this many unfinished cells, cheapest first (0: all)")
     parser.add_argument("--out", default=str(RESULTS), help="folder of the result tables")

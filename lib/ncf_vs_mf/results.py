@@ -203,7 +203,7 @@ class _Parsed:
             empty = [k for k, v in zip(key, value) if v == ""]
             if empty:
                 raise TableError(f"{path}, line {number}: empty key value in {empty}")
-            if value in self.keys:
+            if key and value in self.keys:  # no key (a bare reader): no uniqueness
                 raise TableError(f"{path}, line {number}: duplicate key "
                                  f"{dict(zip(key, value))} (first on line {self.keys[value]})")
             self.keys[value] = number

@@ -1,0 +1,24 @@
+"""The experiment engine and the experiments declared on it (see ``engine`` for the design).
+
+``EXPERIMENTS`` maps a ``reproduce`` subcommand to the module attribute declaring it; modules
+are imported only when an experiment is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .engine import Experiment
+
+EXPERIMENTS: dict[str, str] = {
+    "mf": "ncf_vs_mf.experiments.mf:MF",
+    "mf-tuning": "ncf_vs_mf.experiments.mf:MF_TUNING",
+}
+
+
+def get(name: str) -> Experiment:
+    """The declared experiment called ``name`` (KeyError naming the known ones)."""
+    if name not in EXPERIMENTS:
+        raise KeyError(f"unknown experiment {name!r}; known: {', '.join(EXPERIMENTS)}")
+    module, _, attribute = EXPERIMENTS[name].partition(":")
+    return getattr(importlib.import_module(module), attribute)
