@@ -243,7 +243,7 @@ def test_predictive_factor_recasting():
     assert ncf_hidden(8) == [32, 16, 8]
     table = predictive_factor_table([8, 64])
     assert table.loc[64, "NeuMF d = 3k"] == 192
-    assert table.loc[8, "MLP-3 d = 2k"] == 16
+    assert table.loc[8, "MLP d = 2k"] == 16
     models = {m: ncf_model(m, 3, 3, k=8) for m in ("gmf", "mlp", "neumf")}
     assert [models[m].d for m in ("gmf", "mlp", "neumf")] == [8, 16, 24]
     assert models["mlp"].similarity.hidden == [32, 16, 8]
@@ -295,7 +295,7 @@ def test_ncf_neumf_parameter_count_example():
 
 def test_parameter_table_rows():
     table = parameter_table([8, 24])
-    assert table.loc[8, "paper's 18 d^2"] == table.loc[8, "MLP h = d, hidden weights only"] == 1152
+    assert table.loc[8, "paper's 18d²"] == mlp_weight_count(8, paper_hidden(8)) == 1152
     assert table.loc[8, "MLP h = d"] == 1152 + 8 * 8 + 1
     assert table.loc[24, "NeuMF (d = 3k)"] == 1737
     assert table.loc[8, "dot (Eq. 2)"] == 1

@@ -40,6 +40,35 @@ def test_parameter_count_plot_uses_the_closed_forms():
     plt.close(ax.figure)
 
 
+def _texts(fig):
+    return [t for t in fig.findobj(matplotlib.text.Text) if t.get_text().strip()]
+
+
+def test_section2_figures_fit_the_page_column_with_10pt_text():
+    # at most 7 in wide (unscaled in the page column) and no text under 10 pt
+    plotting.use_style()
+    diagram = plotting.draw_similarity_diagram()
+    counts = plotting.plot_parameter_counts([4, 8, 16, 64, 256]).figure
+    for fig in (diagram, counts):
+        fig.canvas.draw()
+        box = fig.get_tightbbox(fig.canvas.get_renderer())
+        assert box.width <= 7.0, box.width
+        small = [(t.get_text(), t.get_fontsize()) for t in _texts(fig) if t.get_fontsize() < 10]
+        assert not small, small
+        plt.close(fig)
+
+
+def test_parameter_count_legend_lies_below_the_axes():
+    ax = plotting.plot_parameter_counts([4, 8, 16, 64, 256])
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    (legend,) = fig.legends or [ax.get_legend()]
+    assert legend.get_window_extent(renderer).y1 <= ax.get_window_extent(renderer).y0
+    assert len(legend.get_texts()) == 7
+    plt.close(fig)
+
+
 def test_figure2_labels_every_dimension_on_a_log_axis():
     ours = pd.DataFrame({"model": ["MF"] * 3 + ["NeuMF (no pre-training)"] * 2,
                          "dim": [16, 32, 192, 24, 48], "seeds": 3, "hr10": 0.7, "hr10_ci95": 0.0})

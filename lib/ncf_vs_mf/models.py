@@ -120,13 +120,13 @@ def predictive_factor_table(factors: Sequence[int] = (8, 16, 32, 64)):
     """Appendix A.3 as a table: predictive factor k -> embedding dimension of GMF, MLP, NeuMF."""
     import pandas as pd
 
-    rows = [{"predictive factor k": k,
+    rows = [{"Predictive factor k": k,
              "GMF d = k": ncf_embedding_dim("gmf", k),
-             "MLP-3 d = 2k": ncf_embedding_dim("mlp", k),
+             "MLP d = 2k": ncf_embedding_dim("mlp", k),
              "NeuMF d = 3k": ncf_embedding_dim("neumf", k),
-             "MLP-3 hidden layers": " -> ".join(map(str, ncf_hidden(k)))}
+             "MLP hidden layers": " → ".join(map(str, ncf_hidden(k)))}
             for k in factors]
-    return pd.DataFrame(rows).set_index("predictive factor k")
+    return pd.DataFrame(rows).set_index("Predictive factor k")
 
 
 # --------------------------------------------------------------------------------------
@@ -464,8 +464,9 @@ def parameter_count(similarity_name: str, d: int, h: int | None = None, *,
 def parameter_table(dims: Sequence[int] = (8, 64, 256)):
     """Parameters inside each similarity at the given d, next to the paper's 18 d^2 (Section 4.1).
 
-    MLP columns use hidden [4h, 2h, h]; NeuMF uses NCF's layout and is left empty when d is
-    not a multiple of 3.
+    MLP columns use hidden [4h, 2h, h] and count weights and biases (the paper's 18 d^2 is
+    the hidden weight matrices only, ``mlp_weight_count``); NeuMF uses NCF's layout and is
+    left empty when d is not a multiple of 3.
     """
     import pandas as pd
 
@@ -475,10 +476,9 @@ def parameter_table(dims: Sequence[int] = (8, 64, 256)):
             "d": d,
             "dot (Eq. 2)": parameter_count("dot", d),
             "GMF": parameter_count("gmf", d),
-            "MLP h = d/2": parameter_count("mlp", d, d // 2) if d % 2 == 0 else pd.NA,
+            "MLP h = d/2": parameter_count("mlp", d, d // 2) if d % 2 == 0 else None,
             "MLP h = d": parameter_count("mlp", d, d),
-            "MLP h = d, hidden weights only": mlp_weight_count(d, paper_hidden(d)),
-            "paper's 18 d^2": paper_mlp_parameter_claim(d),
-            "NeuMF (d = 3k)": parameter_count("neumf", d) if d % 3 == 0 else pd.NA,
+            "paper's 18d²": paper_mlp_parameter_claim(d),
+            "NeuMF (d = 3k)": parameter_count("neumf", d) if d % 3 == 0 else None,
         })
     return pd.DataFrame(rows).set_index("d")

@@ -167,25 +167,25 @@ def _inputs_and_embeddings(ax: Axes, d: int) -> tuple[tuple[float, float], tuple
         _arrow(ax, (x, 0.75), (x, 1.45))
         left, _ = _cells(ax, x, 1.5, d, color)
         ax.text(left - 0.15, 1.71, sym, ha="right", va="center", fontsize=11)
-    ax.text(5.0, 1.1, "embedding lookup\n(free parameters)", ha="center", va="center",
-            fontsize=8, color=_PHI_EDGE, style="italic")
+    ax.text(5.0, 1.0, "embedding lookup\n(free parameters)", ha="center", va="center",
+            fontsize=10, color=_PHI_EDGE, style="italic")
     return (2.5, 1.92), (7.5, 1.92)
 
 
 def _panel_dot(ax: Axes, d: int) -> None:
     """Left panel: the dot product similarity."""
     p_top, q_top = _inputs_and_embeddings(ax, d)
-    _box(ax, 5.0, 5.2, 5.0, 5.4, fill=_PHI_FILL, edge=_PHI_EDGE, dashed=True)
-    ax.text(2.65, 7.65, r"similarity $\phi^{\mathrm{dot}}$", ha="left", va="center", fontsize=9,
+    _box(ax, 5.0, 5.2, 5.6, 5.4, fill=_PHI_FILL, edge=_PHI_EDGE, dashed=True)
+    ax.text(2.4, 7.35, "similarity\n" r"$\phi^{\mathrm{dot}}$", ha="left", va="center", fontsize=10,
             color=_PHI_EDGE)
-    _box(ax, 5.0, 5.2, 3.3, 1.1, r"$\langle \mathbf{p}_u, \mathbf{q}_i \rangle$" + "\n(+ biases, Eq. 2)",
+    _box(ax, 5.0, 5.2, 4.0, 1.1, r"$\langle \mathbf{p}_u, \mathbf{q}_i \rangle$" + "\n(+ biases, Eq. 2)",
          fill="white", fontsize=10)
-    _arrow(ax, p_top, (4.0, 4.65))
-    _arrow(ax, q_top, (6.0, 4.65))
-    ax.text(5.0, 3.35, "no parameters\n(only a global bias $b$)", ha="center", va="center", fontsize=8,
-            color=_PHI_EDGE, style="italic")
+    _arrow(ax, p_top, (3.6, 4.65))
+    _arrow(ax, q_top, (6.4, 4.65))
+    ax.text(5.0, 3.25, "no parameters\n(only a global\nbias $b$)", ha="center", va="center",
+            fontsize=10, color=_PHI_EDGE, style="italic")
     _arrow(ax, (5.0, 5.75), (5.0, 8.3))
-    _box(ax, 5.0, 8.75, 2.6, 0.7, r"score $\hat{y}(u, i)$", fill="white")
+    _box(ax, 5.0, 8.75, 3.0, 0.8, r"score $\hat{y}(u, i)$", fill="white")
     ax.set_title("Dot product", fontsize=11)
 
 
@@ -193,7 +193,7 @@ def _panel_mlp(ax: Axes, d: int, h: int) -> None:
     """Right panel: the MLP-learned similarity on the concatenation [p, q]."""
     p_top, q_top = _inputs_and_embeddings(ax, d)
     _box(ax, 5.0, 5.2, 6.8, 5.4, fill=_PHI_FILL, edge=_PHI_EDGE, dashed=True)
-    ax.text(1.75, 7.65, r"similarity $\phi^{\mathrm{MLP}}$", ha="left", va="center", fontsize=9,
+    ax.text(1.75, 7.35, "similarity\n" r"$\phi^{\mathrm{MLP}}$", ha="left", va="center", fontsize=10,
             color=_PHI_EDGE)
     # concatenation [p, q]
     y_cat = 2.9
@@ -216,26 +216,27 @@ def _panel_mlp(ax: Axes, d: int, h: int) -> None:
     out = _neurons(ax, 5.0, 7.3, 1, spacing, color=_PHI_FILL)
     _dense(ax, layer, out)
     for label, y in zip(("$4h$", "$2h$", "$h$"), ys):
-        ax.text(6.9, y, label, ha="left", va="center", fontsize=9, color=_PHI_EDGE)
-    ax.text(5.35, 7.3, "linear", ha="left", va="center", fontsize=8, color=_PHI_EDGE)
-    ax.text(1.75, 5.4, "ReLU\nlayers", ha="left", va="center", fontsize=8, color=_PHI_EDGE,
+        ax.text(6.9, y, label, ha="left", va="center", fontsize=10, color=_PHI_EDGE)
+    ax.text(5.35, 7.3, "linear", ha="left", va="center", fontsize=10, color=_PHI_EDGE)
+    ax.text(1.75, 5.4, "ReLU\nlayers", ha="left", va="center", fontsize=10, color=_PHI_EDGE,
             style="italic")
     _arrow(ax, (5.0, 7.45), (5.0, 8.3))
-    _box(ax, 5.0, 8.75, 2.6, 0.7, r"score $\hat{y}(u, i)$", fill="white")
+    _box(ax, 5.0, 8.75, 3.0, 0.8, r"score $\hat{y}(u, i)$", fill="white")
     ax.set_title("MLP-learned similarity", fontsize=11)
 
 
-def draw_similarity_diagram(d: int = 4, h: int = 2, figsize: tuple[float, float] = (9.0, 4.6)) -> Figure:
+def draw_similarity_diagram(d: int = 4, h: int = 2, figsize: tuple[float, float] = (7.0, 4.4)) -> Figure:
     """Figure 1 of the paper: a dot-product model (left) and an MLP-learned similarity (right).
 
     Both models look up free embeddings p_u and q_i; only the similarity phi (dashed box)
     differs. The MLP is drawn with d cells per embedding and hidden layers [4h, 2h, h].
+    At the default size (7 in wide, all text >= 10 pt) it fits the page column unscaled.
     """
     fig, axes = plt.subplots(1, 2, figsize=figsize)
     _panel_dot(axes[0], d)
     _panel_mlp(axes[1], d, h)
     for ax in axes:
-        ax.set_xlim(0, 10)
+        ax.set_xlim(0.9, 8.7)
         ax.set_ylim(0, 9.3)
         ax.set_aspect("equal")
         ax.axis("off")
@@ -252,10 +253,10 @@ def plot_parameter_counts(dims: Sequence[int], ax: Axes | None = None) -> Axes:
 
     Counts come from ``models.parameter_count`` (weights and biases). NeuMF is drawn at
     d = 3k (NCF's layout, k the predictive factor); the paper's quoted 18 d^2 values
-    (Section 4.1) are marked for comparison.
+    (Section 4.1) are marked for comparison. The legend sits below the axes, at 10 pt.
     """
     if ax is None:
-        _, ax = plt.subplots(figsize=(8.0, 4.0))
+        _, ax = plt.subplots(figsize=(6.4, 4.0))
     dims = sorted(set(int(d) for d in dims))
     lo, hi = dims[0], dims[-1]
     series = [
@@ -282,7 +283,7 @@ def plot_parameter_counts(dims: Sequence[int], ax: Axes | None = None) -> Axes:
     ax.minorticks_off()
     ax.set_xlabel("embedding dimension $d$ (per user and per item)")
     ax.set_ylabel("parameters inside the similarity $\\phi$")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    legend_below(ax, ncol=2, fontsize=10)
     return ax
 
 
