@@ -189,3 +189,60 @@ def test_synthetic_split_is_seeded_and_popularity_skewed():
     counts = np.sort(np.bincount(a.train_items, minlength=a.n_items))[::-1]
     assert counts[: a.n_items // 10].sum() > 2.5 * counts[-a.n_items // 10:].sum()
     assert not (a.test_negatives == a.test_items[:, None]).any()
+
+
+def test_a_file_cut_in_its_last_number_is_an_error(tmp_path):
+    path = tmp_path / "x.train.rating"
+    path.write_text("0\t1\t5\t978300760\n1\t2\t5\t9783")  # the last timestamp cut short
+    with pytest.raises(DataError, match=r"x\.train\.rating, line 2: truncated"):
+        data.read_rating_file(path)
+
+
+def test_an_id_too_large_names_the_file_and_line(tmp_path):
+    path = tmp_path / "x.train.rating"
+    path.write_text("0\t1\t5\t978300760\n1\t99999999999999999999\t5\t3\n")
+    with pytest.raises(DataError, match=r"x\.train\.rating, line 2: number 9+ is too large"):
+        data.read_rating_file(path)
+
+
+def test_a_file_without_published_checksum_is_pinned_on_first_use(tmp_path, monkeypatch):
+    monkeypatch.setenv("NCF_VS_MF_CACHE", str(tmp_path / "cache"))
+    spec = data.NCF_DATASETS["pinterest-20"].train
+    local = tmp_path / "mine" / "ncf"
+    local.mkdir(parents=True)
+    path = local / spec.name
+    path.write_text("0\t1\t1\t0\n")
+    status = data._verify(spec, path)
+    pins = list((tmp_path / "cache" / "pins").rglob("*.sha256"))
+    assert "pinned on first use" in status and len(pins) == 1
+    assert "matches the checksum pinned" in data._verify(spec, path)
+    path.write_text("0\t2\t1\t0\n")
+    with pytest.raises(DataError, match="checksum mismatch.*pinned on first use"):
+        data._verify(spec, path)
+
+
+def test_a_corrupted_split_cache_names_its_file(ncf_data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("NCF_VS_MF_CACHE", str(tmp_path))
+    cache = tmp_path / "splits" / "ml-100k-seed0-neg99.npz"
+    cache.parent.mkdir()
+    cache.write_bytes(b"PK\x03\x04 not a zip archive")
+    with pytest.raises(DataError, match=r"ml-100k-seed0-neg99\.npz: corrupted split cache"):
+        data.load_ml100k(ncf_data_dir, download=False)
+
+
+def test_without_a_network_the_download_fails_within_seconds_naming_data_dir(tmp_path,
+                                                                              monkeypatch):
+    import socket
+    import time
+
+    try:
+        socket.getaddrinfo("raw.githubusercontent.com", 443)
+        pytest.skip("a network is available: the no-network failure cannot be checked")
+    except OSError:
+        pass
+    monkeypatch.setenv("NCF_VS_MF_CACHE", str(tmp_path))
+    monkeypatch.delenv(data.DATA_ENV, raising=False)
+    start = time.monotonic()
+    with pytest.raises(DataError, match="could not download .*--data-dir"):
+        data.load_dataset("ml-1m", None, download=True)
+    assert time.monotonic() - start < 30

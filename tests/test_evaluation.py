@@ -106,3 +106,46 @@ def test_full_ranking_matches_brute_force():
         test = split.test_items[u]
         rank = sum(1 for i in range(200) if i != test and i not in trained and s[i] >= s[test])
         assert metrics.ranks[u] == rank
+
+
+def test_nan_or_infinite_scores_raise_naming_the_model_and_a_user():
+    from ncf_vs_mf.evaluation import NonFiniteScores
+
+    ev = SampledEvaluator(toy_split([7, 8], [[1, 2, 3], [4, 5, 6]]))
+    with pytest.raises(NonFiniteScores, match="MF d=8: score nan for user 0, item 1"):
+        ev.evaluate(np.full((2, 4), np.nan), model="MF d=8")
+    scores = np.zeros((2, 4))
+    scores[1, -1] = np.nan  # only user 1's test item: it used to rank first (HR@10 = 1)
+    with pytest.raises(NonFiniteScores, match="user 1, item 8"):
+        ev.evaluate(scores)
+    scores[1, -1] = np.inf
+    with pytest.raises(NonFiniteScores, match="score inf"):
+        ev.evaluate(scores)
+
+
+def test_full_ranking_rejects_nan_scores():
+    from ncf_vs_mf.evaluation import NonFiniteScores
+
+    scores = np.array([[0.5, np.nan, 0.1]])
+    with pytest.raises(NonFiniteScores, match="user 0, item 1"):
+        full_ranking_ranks(scores, np.array([1]), np.array([0, 0]), np.array([], np.int64))
+
+
+def test_a_duplicated_test_item_is_scored_once_by_its_last_score():
+    # item 9 is the test item and the second negative; the model scores the two copies
+    # differently: NCF's dict keeps the last score (0.2), the first copy (0.9) never competes
+    ev = SampledEvaluator(toy_split([9], [[1, 9, 3, 4]]))
+    scores = np.array([[0.5, 0.9, 0.1, 0.1, 0.2]])
+    assert ev.ranks(scores).tolist() == [1]
+    assert ncf_loop(ev.candidates[0], scores[0], k=2) == (1.0, math.log(2) / math.log(3))
+
+
+def test_duplicates_follow_the_dict_on_random_scores():
+    rng = np.random.default_rng(3)
+    negatives, tests = rng.integers(0, 12, size=(200, 8)), rng.integers(0, 12, size=200)
+    ev = SampledEvaluator(toy_split(tests, negatives), k=3)
+    for _ in range(10):
+        scores = rng.integers(0, 4, size=ev.candidates.shape).astype(float)
+        expected = [ncf_loop(ev.candidates[u], scores[u], k=3) for u in range(200)]
+        metrics = ev.evaluate(scores)
+        assert metrics.hits.astype(float).tolist() == [hit for hit, _ in expected]

@@ -546,3 +546,14 @@ def test_a_grid_in_two_processes_gives_the_rows_of_one(tmp_path):
                         .drop(columns=["run_id", "train_seconds"]).sort_values(order)
                         .reset_index(drop=True) for jobs in (1, 2))
     pd.testing.assert_frame_equal(parallel, serial)
+
+
+def test_an_exploding_finite_loss_stops_training_naming_epoch_and_settings():
+    from ncf_vs_mf.ncf_training import TrainingDiverged, build_model, fit
+
+    split = synthetic_split(n_users=60, n_items=150, mean_interactions=10, n_negatives=20)
+    model = build_model("GMF", split.n_users, split.n_items, 8, seed=0)
+    with pytest.raises(TrainingDiverged, match=r"exploded in epoch 1: mean log loss .* 100 x "
+                                               r"the first batch's .*lr=1000000\.0, optimizer=adam"):
+        fit(model, split.train_users, split.train_items, split, epochs=3, seed=0, lr=1e6,
+            batch_size=32, label="GMF k=8 seed=0")

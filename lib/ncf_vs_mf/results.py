@@ -24,6 +24,7 @@ import math
 import os
 import re
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -114,18 +115,28 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+_HELD = threading.local()  # folders this thread holds the lock of (nested locks are free)
+
+
 @contextmanager
 def folder_lock(folder: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``folder`` (blocking): writers of its tables take turns."""
+    """Hold an exclusive lock on ``folder`` (blocking): writers of its tables take turns.
+
+    Re-entrant within a thread, so a publication can hold it across several appends."""
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    if fcntl is None:
+    held = _HELD.__dict__.setdefault("folders", set())
+    name = str(folder.resolve())
+    if fcntl is None or name in held:
         yield
         return
     fd = os.open(folder, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        held.add(name)
         yield
     finally:
+        held.discard(name)
         os.close(fd)  # closing the descriptor releases the lock
 
 

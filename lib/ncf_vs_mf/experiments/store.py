@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..config import source_root
-from ..results import ResultTable, TableError, format_value, read_json, remove_stale_temporaries
+from ..results import (ResultTable, TableError, folder_lock, format_value, read_json,
+                       remove_stale_temporaries)
 from .engine import Experiment, RunResult, settings_of
 
 FORMAT = 1
@@ -198,6 +199,11 @@ class Published:
 
 def publish(experiment: Experiment, runs: Iterable[StoredRun], out: Path) -> Published:
     """Copy stored runs into the experiment's tables in ``out`` (see the module docstring)."""
+    with folder_lock(Path(out)):  # one publication at a time: check and write together
+        return _publish(experiment, runs, Path(out))
+
+
+def _publish(experiment: Experiment, runs: Iterable[StoredRun], out: Path) -> Published:
     runs_table, curves_table = tables(experiment, out)
     done = runs_table.done_text()
     report = Published()
