@@ -1,25 +1,20 @@
-"""Section 4: the synthetic dot-product data, the MLP learner, the grid and its summaries."""
+"""Section 4: the synthetic dot-product data, the MLP learner and the grid (summaries and
+figures: tests/test_report_mlp_dot.py)."""
 
 from __future__ import annotations
 
 import math
 import tracemalloc
-import warnings
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from ncf_vs_mf import cli  # noqa: E402
-from ncf_vs_mf import dot_learning as dl  # noqa: E402
-from ncf_vs_mf.models import parameter_count  # noqa: E402
-from ncf_vs_mf.results import ResultTable  # noqa: E402
+from ncf_vs_mf import cli
+from ncf_vs_mf import dot_learning as dl
+from ncf_vs_mf.models import parameter_count
+from ncf_vs_mf.results import ResultTable
 
 
 @pytest.fixture(autouse=True)
@@ -323,142 +318,3 @@ def test_command_rejects_bad_settings_with_status_2(tmp_path, capsys):
     assert cli.main(["reproduce", "mlp-dot", "--repeats", "0", *out]) == 2
     assert "--repeats" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing trained or written
-
-
-# ----------------------------------------------------------------------------- summaries
-
-
-def _runs(errors: dict[tuple[int, float, int], list[float]]) -> pd.DataFrame:
-    """A runs table with the given errors per (d, width, M), one seed per value."""
-    rows = []
-    for (dim, width, users), values in errors.items():
-        for seed, error in enumerate(values):
-            rows.append({"dim": dim, "width": width, "h": int(dim * width), "users": users,
-                         "seed": seed, "error_test": error, "error_fresh": error + 0.001,
-                         "n_train": 90 * users, "epochs": 32, "lr": 0.001, "batch_size": 256,
-                         "pairs_per_user": 100, "fresh_pairs": 100_000})
-    return pd.DataFrame(rows)
-
-
-def test_summary_means_and_intervals():
-    summary = dl.summarize(_runs({(16, 1.0, 1000): [0.02, 0.04], (16, 1.0, 2000): [0.01]}))
-    first = summary.iloc[0]
-    assert first["error_test"] == pytest.approx(0.03) and first["seeds"] == 2
-    assert first["error_test_ci95"] == pytest.approx(12.706 * 0.01, rel=1e-3)  # t(1) * sd/sqrt2
-    assert math.isnan(summary.iloc[1]["error_test_ci95"]) and summary.iloc[1]["n_train"] == 180_000
-    assert dl.summarize(_runs({})).empty
-
-
-def test_samples_needed_interpolates_in_log_m():
-    summary = dl.summarize(_runs({(16, 1.0, 1000): [0.02], (16, 1.0, 10_000): [0.005],
-                                  (32, 1.0, 1000): [0.005], (32, 1.0, 10_000): [0.002]}))
-    table = dl.samples_needed(summary, thresholds=[0.01, 0.001])
-    test = table[table["set"] == "test"].set_index(["dim", "threshold"])
-    # 0.02 -> 0.005 over one decade of M: 0.01 is crossed 2/3 of the way, M = 1000 * 10^(2/3)
-    assert test.loc[(16, 0.01), "users_needed"] == pytest.approx(1000 * 10 ** (2 / 3))
-    assert test.loc[(16, 0.01), "samples_needed"] == pytest.approx(90_000 * 10 ** (2 / 3))
-    assert test.loc[(16, 0.01), "status"] == "interpolated"
-    assert test.loc[(32, 0.01), "status"] == "below at the smallest M"
-    assert test.loc[(16, 0.001), "status"] == "not reached"
-    assert math.isnan(test.loc[(16, 0.001), "users_needed"])
-    assert test.loc[(16, 0.001), "lowest_error"] == pytest.approx(0.005)
-
-
-def test_growth_fit_recovers_a_known_exponent():
-    crossings = pd.DataFrame([{"set": "fresh", "dim": d, "width": 1.0, "threshold": eps,
-                               "samples_needed": 7.0 * (d / eps) ** 1.5, "status": "interpolated"}
-                              for d in (16, 32, 64) for eps in (0.01, 0.001)])
-    fit = dl.fit_growth(crossings).iloc[0]
-    assert fit["alpha"] == pytest.approx(1.5) and math.exp(fit["c"]) == pytest.approx(7.0)
-    assert fit["r2"] == pytest.approx(1.0) and fit["n_points"] == 6
-    one = crossings.iloc[:1].assign(width=2.0)
-    missing = crossings.iloc[1:3].assign(status="not reached", width=0.5)
-    few = dl.fit_growth(pd.concat([one, missing])).set_index("width")
-    assert math.isnan(few.loc[2.0, "alpha"]) and few.loc[2.0, "n_points"] == 1
-    assert few.loc[0.5, "n_points"] == 0 and few.loc[0.5, "points"] == "none"
-
-
-def test_paper_claim_and_overview():
-    summary = dl.summarize(_runs({(128, 1.0, 128_000): [0.03, 0.025], (16, 1.0, 4000): [0.1]}))
-    claim = dl.paper_claim(summary)
-    assert len(claim) == 1 and bool(claim.loc[0, "test above 0.02"])
-    assert dl.paper_claim(summary[summary["dim"] == 16]).empty
-    runs = _runs({(16, 1.0, 4000): [0.1, 0.1], (16, 2.0, 8000): [0.1]})
-    overview = dl.runs_overview(runs)
-    assert overview.loc[(16, 1.0), 4000] == 2 and overview.loc[(16, 1.0), 8000] == 0
-    text = dl.describe_runs(runs)
-    assert text.startswith("3 runs in 2 settings") and "1 to 2 repetitions each" in text
-    assert dl.describe_runs(runs.iloc[2:]).startswith("1 run in 1 setting (d in {16}, M in "
-                                                      "{8000}, h/d in {2}), 1 repetition each")
-    assert dl.describe_runs(runs.iloc[:0]) == "none."
-
-
-def test_figure3_has_a_panel_per_width_and_a_line_per_d_and_set():
-    summary = dl.summarize(_runs({(d, w, m): [0.1 / d, 0.2 / d] for d in (16, 32)
-                                  for w in (0.5, 1.0) for m in (1000, 2000, 4000)}))
-    fig = dl.plot_figure3(summary)
-    assert len(fig.axes) == 2
-    assert [ax.get_title() for ax in fig.axes] == ["$h = d/2$", "$h = d$"]
-    for ax in fig.axes:
-        assert ax.get_xscale() == "log" and ax.get_yscale() == "log" and "M" in ax.get_xlabel()
-        styles = [line.get_linestyle() for line in ax.get_lines()]
-        assert styles.count("-") == 2 and styles.count(":") == 2  # fresh and test per d
-        assert styles.count("--") == 2  # the two thresholds
-    assert "RMSE" in fig.axes[0].get_ylabel()
-    plt.close(fig)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        empty = dl.plot_figure3(dl.summarize(_runs({})))
-    assert "no runs" in [t.get_text() for t in empty.axes[0].texts]
-    plt.close(empty)
-
-
-def test_convergence_plot_has_a_line_per_d_at_its_largest_m():
-    curves = pd.DataFrame([{"dim": d, "users": m, "width": 1.0, "epoch": e, "seed": 0,
-                            "error_fresh": 0.1 / (e + d + m / 1000)}
-                           for d, ms in ((8, (1000, 2000)), (16, (1000,))) for m in ms
-                           for e in range(3)])
-    ax = dl.plot_convergence(curves, 1.0)
-    assert len(ax.get_lines()) == 2 and ax.get_xlabel() == "epoch"
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["d = 8, M = 2k",
-                                                                   "d = 16, M = 1k"]
-    assert list(ax.get_lines()[0].get_xdata()) == [1, 2]  # epoch 0 (untrained) left out
-    assert list(ax.get_lines()[0].get_ydata()) == pytest.approx([0.1 / 11, 0.1 / 12])  # M = 2k
-    plt.close(ax.figure)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # an empty table draws a note, and warns about nothing
-        empty = dl.plot_convergence(curves, 2.0)
-    assert "no runs" in [t.get_text() for t in empty.texts]
-    plt.close(empty.figure)
-
-
-def test_fit_description_says_what_rests_on_what():
-    crossings = pd.DataFrame([{"set": "fresh", "dim": d, "width": 1.0, "threshold": 0.01,
-                               "samples_needed": 3.0 * d ** 2.5, "status": "interpolated"}
-                              for d in (16, 32)]
-                             + [{"set": "test", "dim": 16, "width": 1.0, "threshold": 0.01,
-                                 "samples_needed": math.nan, "status": "not reached"}])
-    text = dl.describe_fit(dl.fit_growth(crossings)).splitlines()
-    assert text[0] == ("fresh, h = d: alpha = 2.50 (a line through two points) from 2 crossings "
-                       "(d=16 eps=0.01, d=32 eps=0.01); outside the paper's [1, 2]")
-    assert text[1].startswith("test, h = d: no fit -- 0 interpolated crossing(s) of 1")
-    assert dl.describe_fit(dl.fit_growth(crossings.iloc[:0])).startswith("Nothing to fit")
-
-
-def test_cost_model_recovers_a_known_cost_and_sums_the_plan():
-    cells = dl.grid_cells([8, 16], [1000, 2000], [1.0], [0])
-    rows = []
-    for cell in cells:
-        n_train = 90 * cell["users"]
-        parameters = parameter_count("mlp", cell["dim"], cell["h"])
-        steps = math.ceil(n_train / 256) * cell["epochs"]
-        rows.append({**cell, "n_train": n_train, "parameters": parameters,
-                     "seconds": steps * (2e-4 + 1e-8 * parameters)})  # a known cost law
-    runs = pd.DataFrame(rows)
-    assert dl.estimate_hours(runs, cells) == pytest.approx(runs["seconds"].sum() / 3600)
-    bigger = dl.grid_cells([32], [4000], [2.0], [0, 1])
-    expected = 2 * math.ceil(360_000 / 256) * 32 * (2e-4 + 1e-8 * parameter_count("mlp", 32, 64))
-    assert dl.estimate_hours(runs, bigger) == pytest.approx(expected / 3600, rel=1e-6)
-    overview = dl.cost_overview(runs)
-    assert overview.loc[(8, 1.0), 2000] == round(rows[2]["seconds"] / 60, 1)
-    assert math.isnan(dl.estimate_hours(runs.iloc[:0], cells))

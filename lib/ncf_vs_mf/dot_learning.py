@@ -24,8 +24,8 @@ Keras: 1e-7). Like the script's Keras
 model, every layer starts Glorot-uniform with zero biases and the last partial batch is used.
 
 ``ncf-vs-mf reproduce mlp-dot`` (:func:`reproduce_mlp_dot`) runs the Figure 3 grid into
-``results/mlp_dot/``; :func:`summarize`, :func:`samples_needed`, :func:`fit_growth` and
-:func:`plot_figure3` turn its table into the chapter's figure and fit.
+``results/mlp_dot/``; :mod:`ncf_vs_mf.report.mlp_dot` turns its tables into the chapter's
+summaries, growth fit and figures.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,11 +48,6 @@ from .models import MLPSimilarity, _glorot_uniform_, paper_hidden, parameter_cou
 from .ncf_training import _make_optimizer, resolve_device
 from .parallel import worker_pool
 from .results import RESULTS_DIR, Invocation, ResultTable, provenance_overview
-from .summaries import over_seeds
-
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
 __all__ = [
     "SIGMA_LABEL",
@@ -83,18 +78,6 @@ __all__ = [
     "reproduce_mlp_dot",
     "read_tables",
     "provenance",
-    "summarize",
-    "samples_needed",
-    "fit_growth",
-    "describe_fit",
-    "at_largest_m",
-    "paper_claim",
-    "runs_overview",
-    "cost_overview",
-    "estimate_hours",
-    "describe_runs",
-    "plot_figure3",
-    "plot_convergence",
 ]
 
 SIGMA_LABEL = 0.85  # label noise = RMSE of the best Netflix prize models
@@ -615,285 +598,3 @@ def read_tables(folder: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The runs and curves of a results folder as DataFrames (empty when not written yet)."""
     runs, curves = _tables(folder)
     return runs.read(), curves.read()
-
-
-# ----------------------------------------------------------------------------- summaries
-
-ERRORS = ("error_test", "error_fresh")
-
-
-def summarize(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per d, width and M: mean approximation errors with 95% t-intervals, and repetitions."""
-    by = ["dim", "width", "h", "users"]
-    if runs.empty:
-        return pd.DataFrame(columns=by + [c for e in ERRORS for c in (e, f"{e}_ci95")]
-                            + ["n_train", "seeds"])
-    summary = over_seeds(runs, by, metrics=ERRORS)
-    return summary.merge(runs.groupby(by, as_index=False)["n_train"].mean(), on=by)
-
-
-def _crossing(users: np.ndarray, n_train: np.ndarray, errors: np.ndarray,
-              eps: float) -> tuple[float, float, str]:
-    """(M, training examples, status) where the errors first drop below ``eps``.
-
-    Linear interpolation of the error in log M between the last M above and the first below.
-    """
-    below = np.flatnonzero(errors < eps)
-    if below.size == 0:
-        return math.nan, math.nan, "not reached"
-    j = int(below[0])
-    if j == 0:
-        return float(users[0]), float(n_train[0]), "below at the smallest M"
-    t = (errors[j - 1] - eps) / (errors[j - 1] - errors[j])
-    log_m = np.log(users[j - 1]) + t * (np.log(users[j]) - np.log(users[j - 1]))
-    log_n = np.log(n_train[j - 1]) + t * (np.log(n_train[j]) - np.log(n_train[j - 1]))
-    return float(np.exp(log_m)), float(np.exp(log_n)), "interpolated"
-
-
-def samples_needed(summary: pd.DataFrame,
-                   thresholds: Sequence[float] = THRESHOLDS) -> pd.DataFrame:
-    """For each set, d, h and threshold eps: the smallest M where the mean error is below eps.
-
-    Columns ``users_needed`` and ``samples_needed`` (training examples); ``status`` says
-    whether the value is interpolated, only an upper bound (already below at the smallest M
-    run), or missing (never below in the M run; ``lowest_error`` is the best mean reached).
-    """
-    rows = []
-    for (dim, width, h), group in summary.groupby(["dim", "width", "h"], sort=True):
-        group = group.sort_values("users")
-        for name in ("test", "fresh"):
-            errors = group[f"error_{name}"].to_numpy(dtype=float)
-            for eps in thresholds:
-                users, samples, status = _crossing(group["users"].to_numpy(dtype=float),
-                                                   group["n_train"].to_numpy(dtype=float),
-                                                   errors, eps)
-                rows.append({"set": name, "dim": dim, "width": width, "h": h, "threshold": eps,
-                             "users_needed": users, "samples_needed": samples, "status": status,
-                             "lowest_error": float(np.min(errors)),
-                             "largest_users_run": int(group["users"].max())})
-    columns = ["set", "dim", "width", "h", "threshold", "users_needed", "samples_needed",
-               "status", "lowest_error", "largest_users_run"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def fit_growth(crossings: pd.DataFrame) -> pd.DataFrame:
-    """Least squares log(samples) = alpha log(d / eps) + c per set and width.
-
-    Only interpolated crossings enter (bounds do not); ``points`` lists them as d/eps pairs.
-    alpha is NaN with fewer than two distinct values of d / eps.
-    """
-    rows = []
-    usable = crossings[crossings["status"] == "interpolated"]
-    for (name, width), group in crossings.groupby(["set", "width"], sort=True):
-        fit = usable[(usable["set"] == name) & (usable["width"] == width)]
-        x = np.log(fit["dim"].to_numpy(dtype=float) / fit["threshold"].to_numpy(dtype=float))
-        y = np.log(fit["samples_needed"].to_numpy(dtype=float))
-        alpha = c = r2 = math.nan
-        if np.unique(x).size >= 2:
-            alpha, c = np.polyfit(x, y, 1)
-            residual, spread = y - (alpha * x + c), float(np.square(y - y.mean()).sum())
-            r2 = 1.0 - float(residual @ residual) / spread if spread > 0 else math.nan
-        points = ", ".join(f"d={d} eps={e:g}" for d, e in zip(fit["dim"], fit["threshold"]))
-        rows.append({"set": name, "width": width, "alpha": float(alpha), "c": float(c),
-                     "r2": float(r2), "n_points": int(x.size),
-                     "of_crossings": int(len(group)), "points": points or "none"})
-    return pd.DataFrame(rows, columns=["set", "width", "alpha", "c", "r2", "n_points",
-                                       "of_crossings", "points"])
-
-
-def describe_fit(fit: pd.DataFrame) -> str:
-    """One line per set and width: alpha and the crossings it rests on, or why there is none."""
-    lines = []
-    for row in fit.itertuples(index=False):
-        head = f"{row.set}, h = {_width_label(row.width)}:"
-        if math.isnan(row.alpha):
-            lines.append(f"{head} no fit -- {row.n_points} interpolated crossing(s) of "
-                         f"{row.of_crossings}, and a fit needs two values of d/eps")
-            continue
-        inside = "inside" if 1 <= round(row.alpha, 2) <= 2 else "outside"  # as printed
-        quality = f"R^2 = {row.r2:.3f}" if row.n_points > 2 else "a line through two points"
-        lines.append(f"{head} alpha = {row.alpha:.2f} ({quality}) from {row.n_points} "
-                     f"crossings ({row.points}); {inside} the paper's [1, 2]")
-    return "\n".join(lines) or "Nothing to fit: the table holds no runs."
-
-
-def at_largest_m(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per d and width, the mean errors at the largest M run, beside the thresholds."""
-    if summary.empty:
-        return summary
-    rows = summary.loc[summary.groupby(["dim", "width"])["users"].idxmax()]
-    table = rows[["dim", "width", "h", "users", "error_test", "error_fresh", "seeds"]].copy()
-    for eps in THRESHOLDS:
-        table[f"fresh < {eps:g}"] = table["error_fresh"] < eps
-    return table.reset_index(drop=True)
-
-
-def paper_claim(summary: pd.DataFrame, dim: int = 128, users: int = 128_000,
-                level: float = 0.02) -> pd.DataFrame:
-    """The rows of d = ``dim``, M = ``users`` with whether each mean error is above ``level``.
-
-    Section 4.2: "for d = 128, with 128000 users, the error is still above 0.02". Empty when
-    that setting was not run.
-    """
-    rows = summary[(summary["dim"] == dim) & (summary["users"] == users)]
-    table = rows[["dim", "users", "width", "h", "error_test", "error_fresh", "seeds"]].copy()
-    for name in ("test", "fresh"):
-        table[f"{name} above {level:g}"] = table[f"error_{name}"] > level
-    return table.reset_index(drop=True)
-
-
-def runs_overview(runs: pd.DataFrame) -> pd.DataFrame:
-    """Repetitions per setting: rows (d, h/d), columns M; 0 where a setting was not run."""
-    if runs.empty:
-        return pd.DataFrame()
-    return runs.pivot_table(index=["dim", "width"], columns="users", values="seed",
-                            aggfunc="count", fill_value=0)
-
-
-def cost_overview(runs: pd.DataFrame) -> pd.DataFrame:
-    """Minutes per run (median over repetitions, data generation included) on the machine
-    that produced the table: rows (d, h/d), columns M."""
-    if runs.empty:
-        return pd.DataFrame()
-    return (runs.pivot_table(index=["dim", "width"], columns="users", values="seconds",
-                             aggfunc="median") / 60).round(1)
-
-
-def _cost_terms(cells: pd.DataFrame) -> np.ndarray:
-    """Per cell: optimizer steps, and steps x MLP parameters (the two terms of its cost)."""
-    steps = np.ceil(cells["n_train"] / cells["batch_size"]) * cells["epochs"]
-    return np.column_stack([steps, steps * cells["parameters"]]).astype(float)
-
-
-def estimate_hours(runs: pd.DataFrame, cells: Sequence[dict[str, Any]]) -> float:
-    """CPU hours that ``cells`` would take on the table's machine: seconds = steps x (a + b x
-    parameters), a fixed cost per step plus one per weight, fitted to the runs by least
-    squares (NaN without runs)."""
-    if runs.empty:
-        return math.nan
-    coefficients, *_ = np.linalg.lstsq(_cost_terms(runs), runs["seconds"].to_numpy(float),
-                                       rcond=None)
-    planned = pd.DataFrame([{**c, "n_train": round(TRAIN_FRACTION * c["pairs_per_user"]
-                                                   * c["users"]),
-                             "parameters": parameter_count("mlp", c["dim"], c["h"])}
-                            for c in cells])
-    return float((_cost_terms(planned) @ coefficients).sum() / 3600)
-
-
-def _plural(count: int, noun: str) -> str:
-    """'1 run', '3 runs'."""
-    return f"{count} {noun}{'s' * (count != 1)}"
-
-
-def describe_runs(runs: pd.DataFrame) -> str:
-    """What the table holds: runs, settings, repetitions, training settings ('none.' if empty)."""
-    if runs.empty:
-        return "none."
-    settings = runs.groupby(["dim", "width", "users"]).size()
-
-    def values(column: str) -> str:
-        return ", ".join(f"{v:g}" for v in sorted(runs[column].unique()))
-
-    low, high = int(settings.min()), int(settings.max())
-    repetitions = (f"{low} to {high} repetitions" if low < high
-                   else _plural(low, "repetition"))
-    return (f"{_plural(len(runs), 'run')} in {_plural(len(settings), 'setting')} "
-            f"(d in {{{values('dim')}}}, M in "
-            f"{{{values('users')}}}, h/d in {{{values('width')}}}), {repetitions} each; "
-            f"{values('epochs')} epochs, Adam lr "
-            f"{values('lr')}, batch {values('batch_size')}, {values('pairs_per_user')} pairs "
-            f"per user, {values('fresh_pairs')} fresh pairs.")
-
-
-# ----------------------------------------------------------------------------- figures
-
-ERROR_LABEL = "RMSE(MLP) $-$ RMSE(dot)"
-
-
-def _width_label(width: float) -> str:
-    """h as a multiple of d: 'd/2', 'd', '2d'."""
-    return {0.5: "d/2", 1.0: "d"}.get(float(width), f"{width:g}d")
-
-
-def _count_label(m: float) -> str:
-    """4000 -> '4k', 128000 -> '128k', 500 -> '500'."""
-    return f"{m / 1000:g}k" if m >= 1000 else f"{m:g}"
-
-
-def plot_figure3(summary: pd.DataFrame, thresholds: Sequence[float] = THRESHOLDS,
-                 floor: float = 1e-4) -> Figure:
-    """Figure 3: approximation error against M (log-log), one panel per h, one colour per d.
-
-    Fresh solid, test dotted, each with its 95% band over repetitions where there are
-    several; grey lines at the thresholds. Errors below ``floor`` are drawn at ``floor``.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-
-    widths = sorted(summary["width"].unique()) if not summary.empty else [1.0]
-    fig, axes = plt.subplots(1, len(widths), figsize=(4.2 * len(widths) + 0.6, 3.8),
-                             sharex=True, sharey=True, squeeze=False)
-    ticks = sorted(summary["users"].unique())  # one M axis for all panels: comparable
-    dims = sorted(summary["dim"].unique())
-    cmap = plt.get_cmap("viridis")
-    colors = {d: cmap(n / max(len(dims) - 1, 1)) for n, d in enumerate(dims)}  # as the curves
-    for ax, width in zip(axes[0], widths):
-        part = summary[summary["width"] == width]
-        for dim, group in part.groupby("dim", sort=True):
-            group = group.sort_values("users")
-            for name, style in (("fresh", "-"), ("test", ":")):
-                mean = group[f"error_{name}"].to_numpy(dtype=float)
-                ci = group[f"error_{name}_ci95"].fillna(0.0).to_numpy(dtype=float)
-                ax.plot(group["users"], np.maximum(mean, floor), style, marker="o", ms=3,
-                        color=colors[dim], lw=1.6)
-                ax.fill_between(group["users"], np.maximum(mean - ci, floor),
-                                np.maximum(mean + ci, floor), color=colors[dim], alpha=0.15,
-                                lw=0)
-        for eps in thresholds:
-            ax.axhline(eps, color="0.45", lw=1.0, ls="--")
-            ax.annotate(f"{eps:g}", (1.0, eps), xycoords=("axes fraction", "data"),
-                        xytext=(2, 0), textcoords="offset points", va="center", fontsize=8,
-                        color="0.35")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xticks(ticks, [_count_label(m) for m in ticks])
-        ax.minorticks_off()
-        ax.set_title(f"$h = {_width_label(width)}$")
-        ax.set_xlabel("users $M$ (= items $N$)")
-        if part.empty:
-            ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
-    axes[0][0].set_ylabel(ERROR_LABEL)
-    handles = [Line2D([], [], color=colors[d], lw=1.6, label=f"d = {d}") for d in dims]
-    handles += [Line2D([], [], color="0.3", ls="-", label="fresh"),
-                Line2D([], [], color="0.3", ls=":", label="test")]
-    axes[0][-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.08, 1.0))
-    fig.tight_layout()
-    return fig
-
-
-def plot_convergence(curves: pd.DataFrame, width: float, name: str = "fresh",
-                     ax: Axes | None = None) -> Axes:
-    """Approximation error after each epoch at one width, a line per d at the largest M run
-    for that d (mean over seeds): is the error still falling when training stops?"""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots()
-    part = curves[(curves["width"] == width) & (curves["epoch"] > 0)]
-    dims = sorted(part["dim"].unique())
-    cmap = plt.get_cmap("viridis")
-    for n, dim in enumerate(dims):
-        at_d = part[part["dim"] == dim]
-        users = at_d["users"].max()
-        mean = at_d[at_d["users"] == users].groupby("epoch")[f"error_{name}"].mean()
-        ax.plot(mean.index, mean.to_numpy(), color=cmap(n / max(len(dims) - 1, 1)), lw=1.5,
-                label=f"d = {dim}, M = {_count_label(users)}")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"{ERROR_LABEL} ({name})")
-    ax.set_title(f"$h = {_width_label(width)}$, each $d$ at its largest $M$")
-    if part.empty:
-        ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
-    else:
-        ax.set_yscale("log")
-        ax.legend()
-    return ax
