@@ -190,3 +190,17 @@ def test_only_folders_tracked_by_git_count_as_committed(tmp_path, repo_root):
     assert is_committed(repo_root / "results" / "ncf_experiments")
     assert not is_committed(repo_root / "runs")  # ignored by git
     assert not is_committed(tmp_path)
+
+
+def test_the_old_runners_drop_curves_of_cells_killed_before_their_row(tmp_path, capsys):
+    """``reproduce ncf``/``gmf-reg``/``mlp-dot`` still write curves, then the row: a kill in
+    between left curve rows that the rerun duplicated."""
+    from ncf_vs_mf.results import pending_cells
+
+    runs = ResultTable(tmp_path / "x_runs.csv", ["dim"])
+    curves = ResultTable(tmp_path / "x_curves.csv", ["dim", "epoch"])
+    curves.append([{"dim": 8, "epoch": 1}, {"dim": 16, "epoch": 1}], Invocation("c", {}, {}))
+    runs.append([{"dim": 8, "hr10": 0.5}], Invocation("c", {}, {}))  # 16 was killed here
+    assert pending_cells([{"dim": 8}, {"dim": 16}], runs) == [{"dim": 16}]
+    assert curves.read()["dim"].tolist() == [8]
+    assert "removed 1 curve rows" in capsys.readouterr().out

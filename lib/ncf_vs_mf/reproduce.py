@@ -37,33 +37,14 @@ from .experiments.mf import MF_DIMS, MF_KEY as _MF_KEY, PAPER_HYPERPARAMETERS  #
 from .experiments.runner import run_grid
 from .experiments.store import RunStore, tables
 from .parallel import worker_pool
-from .results import RESULTS_DIR, Invocation, ResultTable
+from .results import RESULTS_DIR, Invocation, ResultTable, pending_cells
 
 MF_KEY = list(_MF_KEY)
 _EVALUATIONS: dict[tuple, Any] = {}  # NCF's evaluation data per (dataset, folder, device)
 _load_split = load_split  # the name the not yet ported runners import
 
 
-def _pending(cells: list[dict[str, Any]], runs: ResultTable) -> list[dict[str, Any]]:
-    """The cells without a row in ``runs`` (a resumed grid skips the others), announced.
-
-    Curve rows of cells without a row (left by a grid killed between its two writes) are
-    removed from the sibling ``*_curves.csv`` first: the cell is trained again, and its curve
-    would otherwise be there twice.
-    """
-    done = runs.done()
-    curves_path = runs.path.with_name(runs.path.name.replace("_runs.csv", "_curves.csv"))
-    if runs.path.name.endswith("_runs.csv") and curves_path.exists():
-        finished = runs.done_text()
-        curves = ResultTable(curves_path, [])  # read without a key: rows per epoch
-        removed = curves.remove(lambda r: tuple(r[k] for k in runs.key) not in finished)
-        if removed:
-            print(f"removed {removed} curve rows of unfinished cells from {curves_path}",
-                  flush=True)
-    todo = [c for c in cells if tuple(c[k] for k in runs.key) not in done]
-    print(f"{len(cells) - len(todo)} of {len(cells)} cells already done; {len(todo)} to run",
-          flush=True)
-    return todo
+_pending = pending_cells  # the name the not yet ported runners import
 
 
 def reproduce_mf(dataset: str = "ml-1m", split: str = "test", dims=MF_DIMS,
