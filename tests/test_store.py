@@ -204,3 +204,11 @@ def test_the_old_runners_drop_curves_of_cells_killed_before_their_row(tmp_path, 
     assert pending_cells([{"dim": 8}, {"dim": 16}], runs) == [{"dim": 16}]
     assert curves.read()["dim"].tolist() == [8]
     assert "removed 1 curve rows" in capsys.readouterr().out
+
+
+def test_every_committed_table_and_provenance_file_reads_strictly(repo_root):
+    for path in sorted((repo_root / "results").rglob("*.csv")):
+        key = list(MF.key) if path.name in ("mf_runs.csv", "mf_tuning_runs.csv") else []
+        table = ResultTable(path, key)
+        assert len(table.read()) > 0, path
+        assert table.provenance(), path
