@@ -43,3 +43,12 @@ def test_dot_beats_learned_counts_ours_and_published():
     beaten = glance.dot_beats_learned(_results(0.71, 0.73))  # our MLP ahead on HR@10
     assert beaten["verdict"] == glance.Verdict("not reproduced", 1, 2)  # half is not most
     assert beaten["published_losses"]["dim"].tolist() == [32]
+
+
+def test_dot_products_serve_needs_every_check():
+    key = {"mlp_over_dot": 40.0, "fastest_ms": 0.2, "exact_ms": 8.0, "iso_scann_ms": 0.5,
+           "iso_exact_ms": 7.7}
+    assert glance.dot_products_serve(key)["verdict"] == glance.Verdict("reproduced", 3, 3)
+    slow = glance.dot_products_serve({**key, "iso_scann_ms": 9.0})
+    assert slow["verdict"] == glance.Verdict("partly", 2, 3)
+    assert not slow["checks"]["index faster than exact (isotropic items)"]

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-__all__ = ["LEARNED", "Verdict", "verdict_word", "mf_versus", "dot_beats_learned"]
+__all__ = ["LEARNED", "Verdict", "verdict_word", "mf_versus", "dot_beats_learned",
+           "dot_products_serve"]
 
 # The learned similarities of Section 3 (GMF is a weighted dot product, not one of them).
 LEARNED = ("MLP", "NeuMF (no pre-training)", "NeuMF (pre-trained)",
@@ -71,3 +72,16 @@ def dot_beats_learned(results, metrics: tuple[str, ...] = ("hr10", "ndcg10")) ->
         "lead_max": float(ours_hr["difference"].max()) if len(ours_hr) else float("nan"),
         "published_losses": published[published["difference"] <= 0].reset_index(drop=True),
     }
+
+
+def dot_products_serve(key: dict) -> dict:
+    """Claim 3 from the serving benchmark's key numbers (``report.serving.key_numbers``):
+    the MLP costs more than the dot product to score a catalogue, and an inner-product index
+    answers faster than exact search at the recall target, on trained-like and on isotropic
+    items. Returns the verdict and the three comparisons."""
+    checks = {"MLP scoring slower than dot": key["mlp_over_dot"] > 1,
+              "index faster than exact (trained-like items)": key["fastest_ms"] < key["exact_ms"],
+              "index faster than exact (isotropic items)": key["iso_scann_ms"] < key["iso_exact_ms"]}
+    holds = sum(checks.values())
+    return {"verdict": Verdict(verdict_word(holds, len(checks)), holds, len(checks)),
+            "checks": checks}
