@@ -52,3 +52,12 @@ def test_dot_products_serve_needs_every_check():
     slow = glance.dot_products_serve({**key, "iso_scann_ms": 9.0})
     assert slow["verdict"] == glance.Verdict("partly", 2, 3)
     assert not slow["checks"]["index faster than exact (isotropic items)"]
+
+
+def test_mlp_struggles_counts_settings_at_or_above_the_paper_bound():
+    key = {"grid_settings_run": 41, "settings_below_001": 0, "d128_hhalf_128k_fresh": 0.047}
+    assert glance.mlp_struggles(key)["verdict"] == glance.Verdict("reproduced", 41, 41)
+    five = glance.mlp_struggles({**key, "settings_below_001": 5})
+    assert five["verdict"] == glance.Verdict("partly", 36, 41)
+    missing = glance.mlp_struggles({**key, "d128_hhalf_128k_fresh": float("nan")})
+    assert missing["verdict"].word == "partly" and not missing["example_holds"]
