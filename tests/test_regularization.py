@@ -19,7 +19,7 @@ from ncf_vs_mf.data import synthetic_split
 from ncf_vs_mf.models import DotSimilarity, EmbeddingModel, GMFSimilarity
 from ncf_vs_mf.ncf_training import NCFConfig, fit, l2_penalty, similarity_weights
 from ncf_vs_mf.regularization import (
-    VARIANTS, absorb_weights, balance, build_variant, eq7_sides, flatness, grid_cells,
+    VARIANTS, absorb_weights, balance, build_variant, eq7_sides, grid_cells,
     regularized_loss, reproduce_gmf_reg, rescale, symmetry_residual, train_variant,
     weight_norms,
 )
@@ -297,32 +297,6 @@ def test_command_is_registered_under_reproduce():
     assert args.regs == [0.0, 1e-4] and args.dims == [8, 16]
     assert args.out.endswith("gmf_regularization")
     assert set(args.variants) == set(VARIANTS)
-
-
-def test_flatness_summary():
-    summary = pd.DataFrame({"variant": ["GMF"] * 3, "reg": [0.0, 1e-5, 1e-4],
-                            "hr10": [0.6, 0.65, 0.1]})
-    row = flatness(summary).iloc[0]
-    assert row["range"] == pytest.approx(0.55)
-    assert row["best at lambda"] == 1e-5 and row["worst at lambda"] == 1e-4
-
-
-def test_figures_have_a_line_per_lambda_and_labelled_axes():
-    import matplotlib
-    matplotlib.use("Agg")
-    from ncf_vs_mf.regularization import plot_metric_vs_reg, plot_norms
-    from ncf_vs_mf.summaries import over_seeds
-
-    curves = pd.DataFrame({"reg": [0.0, 0.0, 1e-4, 1e-4], "epoch": [0, 1, 0, 1],
-                           "norm_p": [1.0, 2.0, 1.0, 0.5]})
-    ax = plot_norms(curves, "norm_p")
-    assert len(ax.get_lines()) == 2 and ax.get_xlabel() == "epoch" and "P" in ax.get_ylabel()
-    assert list(ax.get_lines()[1].get_ydata()) == [1.0, 0.5]
-    runs = pd.DataFrame({"variant": ["GMF"] * 4, "reg": [0.0, 0.0, 1e-4, 1e-4], "seed": [0, 1] * 2,
-                         "hr10": [0.5, 0.6, 0.1, 0.2], "ndcg10": [0.3] * 4})
-    ax = plot_metric_vs_reg(over_seeds(runs, ["variant", "reg"]), "hr10")
-    assert ax.get_ylabel() == "HR@10" and "lambda" in ax.get_xlabel()
-    assert list(ax.get_lines()[0].get_ydata()) == pytest.approx([0.55, 0.15])
 
 
 def test_command_rejects_bad_parameters_with_status_2(capsys):

@@ -11,7 +11,8 @@ same problem up to a change of variables. The identity needs three things: the p
 homogeneous of degree 2 in (P, Q) (squared norms; any per-row weighting is fine), w is not
 penalized, and nothing the scaling changes is penalized. :func:`eq7_sides` computes both sides;
 :func:`train_variant` trains the variants the chapter compares, logging the norms per epoch;
-``ncf-vs-mf reproduce gmf-reg`` runs the full grid into ``results/gmf_regularization/``.
+``ncf-vs-mf reproduce gmf-reg`` runs the full grid into ``results/gmf_regularization/``;
+:mod:`ncf_vs_mf.report.gmf_regularization` draws and summarizes it for the chapter.
 
 Variants (all trained by ``ncf_training.fit``: NCF's log loss, Adam, batches of 256, 4 negatives
 per positive outside the user's positives, redrawn every epoch, embeddings N(0, 0.01^2)):
@@ -37,7 +38,7 @@ import sys
 from concurrent.futures import FIRST_COMPLETED, wait
 from pathlib import Path
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,9 +51,6 @@ from .models import DotSimilarity, EmbeddingModel, GMFSimilarity
 from .ncf_training import FitResult, NCFConfig, NegativeSampler, fit, l2_penalty
 from .parallel import worker_pool
 from .results import RESULTS_DIR, Invocation, ResultTable
-
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
 
 __all__ = [
     "VARIANTS",
@@ -71,15 +69,12 @@ __all__ = [
     "reproduce_gmf_reg",
     "select",
     "final_summary",
-    "flatness",
-    "plot_norms",
-    "plot_metric_vs_reg",
     "add_subcommands",
 ]
 
 VARIANTS = ("GMF", "GMF-reg-w", "GMF-absorbed", "MF")
 RESULTS = RESULTS_DIR / "gmf_regularization"
-LAMBDA_GRID = (0.0, 1e-7, 1e-6, 1e-5, 3e-5, 1e-4)  # the committed sweep (Keras-style lambda)
+LAMBDA_GRID = (0.0, 1e-7, 1e-6, 1e-5, 3e-5, 1e-4)  # the chapter's sweep (Keras-style lambda)
 KEY = ["dataset", "variant", "dim", "reg", "seed", "epochs", "lr", "batch_size", "negatives",
        "init_std"]
 
@@ -359,64 +354,6 @@ def final_summary(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     columns = ["hr10", "ndcg10", "norm_p", "norm_q", "norm_w"]
     groups = runs.groupby(by, sort=True)
     return groups[columns].mean().assign(seeds=groups.size()).reset_index()
-
-
-def flatness(summary: pd.DataFrame, metric: str = "hr10") -> pd.DataFrame:
-    """Per variant: the metric's range (max - min) over lambda, where each extreme lies."""
-    rows = []
-    for variant, group in summary.groupby("variant", sort=False):
-        top, bottom = group.loc[group[metric].idxmax()], group.loc[group[metric].idxmin()]
-        rows.append({"variant": variant, f"best {metric}": top[metric],
-                     "best at lambda": top["reg"], f"worst {metric}": bottom[metric],
-                     "worst at lambda": bottom["reg"], "range": top[metric] - bottom[metric]})
-    return pd.DataFrame(rows)
-
-
-# ----------------------------------------------------------------------------- figures
-
-NORM_LABELS = {"norm_p": "$\\|P\\|_F$ (users)", "norm_q": "$\\|Q\\|_F$ (items)",
-               "norm_w": "$\\|\\mathbf{w}\\|$"}
-
-
-def plot_norms(curves: pd.DataFrame, norm: str, ax: Axes | None = None,
-               floor: float = 1e-6) -> Axes:
-    """One norm against epoch, a line per lambda (mean over seeds), log scale from ``floor``.
-
-    Norms below ``floor`` (collapsed runs reach exactly 0) are drawn at ``floor``.
-    """
-    from .plotting import plot_learning_curves
-
-    clipped = curves.assign(**{norm: curves[norm].clip(lower=floor)})
-    ax = plot_learning_curves(clipped, norm, ax=ax, by="reg", label="$\\lambda$ = {:g}")
-    ax.set_yscale("log")
-    ax.set_ylabel(NORM_LABELS[norm])
-    return ax
-
-
-def plot_metric_vs_reg(summary: pd.DataFrame, metric: str, ax: Axes | None = None) -> Axes:
-    """A metric against lambda, one line per variant with its 95% band over seeds.
-
-    ``summary`` comes from ``summaries.over_seeds(runs, ["variant", "reg"])``; lambda = 0 is
-    drawn at the left end of a symlog axis.
-    """
-    import matplotlib.pyplot as plt
-
-    from .plotting import METRIC_LABELS, PALETTE
-
-    if ax is None:
-        _, ax = plt.subplots()
-    colors = dict(zip(VARIANTS, [PALETTE[4], PALETTE[3], PALETTE[2], PALETTE[0]]))
-    for variant, group in summary.groupby("variant", sort=False):
-        group = group.sort_values("reg")
-        ci = group[f"{metric}_ci95"].fillna(0.0)
-        ax.plot(group["reg"], group[metric], "-o", ms=4, color=colors[variant], label=variant)
-        ax.fill_between(group["reg"], group[metric] - ci, group[metric] + ci,
-                        color=colors[variant], alpha=0.25, lw=0)
-    positive = summary.loc[summary["reg"] > 0, "reg"]
-    ax.set_xscale("symlog", linthresh=float(positive.min()) if len(positive) else 1.0)
-    ax.set_xlabel("L2 coefficient $\\lambda$ (0 at the left)")
-    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-    return ax
 
 
 # ----------------------------------------------------------------------------- command line
