@@ -367,7 +367,7 @@ def plot_grid_heatmap(table: pd.DataFrame, rows: str, cols: str, metric: str,
         if np.isnan(value):  # a setting the grid did not run
             continue
         weight = "bold" if highlight == (grid.index[r], grid.columns[c]) else "normal"
-        ax.text(c, r, f"{value:.4f}", ha="center", va="center", fontsize=9, fontweight=weight,
+        ax.text(c, r, f"{value:.4f}", ha="center", va="center", fontsize=10, fontweight=weight,
                 color="white" if value > np.nanmean(grid.to_numpy()) else _INK)
     ax.set_xticks(range(grid.shape[1]), [f"{v:g}" for v in grid.columns])
     ax.set_yticks(range(grid.shape[0]), [f"{v:g}" for v in grid.index])

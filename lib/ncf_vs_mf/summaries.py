@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -272,14 +273,17 @@ def ncf_prose_numbers(mf_versus_ncf: pd.DataFrame, ncf_versus: pd.DataFrame,
 # --------------------------------------------------------------------------------------
 
 # Published rows of Table 1 (``published.table1()`` source text) in the short form the
-# book's tables show: who measured the number and where it is printed.
+# book's tables show: who measured the number. Rendle et al.'s Table 1 quotes Dacrema et al.'s
+# "troubling analysis" (arXiv 2019, published in TOIS 2021), not the numbers of their RecSys
+# 2019 paper; "extra" rows are from the TOIS additional material (2020-08 version).
 TABLE1_SOURCES = {
-    "Rendle et al. 2020 Table 1 (from Dacrema et al.)":
-        "Dacrema et al. (TOIS version), in Rendle et al. 2020, Table 1",
-    "Rendle et al. 2020 Table 1": "Rendle et al. 2020, Table 1",
-    "Dacrema et al. TOIS additional material (2020-08 version)":
-        "Dacrema et al., TOIS additional material (2020-08)",
+    "Rendle et al. 2020 Table 1 (from Dacrema et al.)": "Dacrema et al.",
+    "Rendle et al. 2020 Table 1": "Rendle et al.",
+    "Dacrema et al. TOIS additional material (2020-08 version)": "Dacrema et al., extra",
 }
+
+# Our NCF models as Table 1 names them (short, so the table fits the page column).
+_TABLE1_NAMES = {"NeuMF (no pre-training)": "NeuMF", "NeuMF (pre-trained)": "NeuMF, pre-trained"}
 
 # Rows of ``published.table1()`` that are Rendle et al.'s Table 1 itself.
 _TABLE1_OWN = ("Rendle et al. 2020 Table 1 (from Dacrema et al.)", "Rendle et al. 2020 Table 1")
@@ -343,7 +347,8 @@ def section3_results(results_dir: str | Path, dataset: str = "ml-1m") -> Section
 def table1_beside_published(results: Section3Results, dim: int = 192,
                             further: bool = False) -> pd.DataFrame:
     """Table 1 of the paper with our rows: our MF at ``dim`` (mean over seeds, 95% interval)
-    and our NCF models at ``dim``, below the published rows, each with its source.
+    and our NCF models at ``dim``, below the published rows, each with its source (rows do
+    not repeat ``dim``: the published MF row is at d = 192, the paper's Table 1 setting).
 
     Columns: model, hr10, hr10_ci95, ndcg10, ndcg10_ci95, seeds, source (interval and seeds
     missing for published rows). ``further=True`` adds the baselines Dacrema et al. ran on the
@@ -353,15 +358,14 @@ def table1_beside_published(results: Section3Results, dim: int = 192,
     table = _published_table1()
     if not further:
         table = table[table["source"].isin(_TABLE1_OWN)]
-    rows = [{"model": r["method"], "hr10": r[f"{prefix}_hr10"], "ndcg10": r[f"{prefix}_ndcg10"],
+    rows = [{"model": re.sub(r" \(d=\d+\)$", "", r["method"]), "hr10": r[f"{prefix}_hr10"],
+             "ndcg10": r[f"{prefix}_ndcg10"],
              "source": TABLE1_SOURCES.get(r["source"], r["source"])} for _, r in table.iterrows()]
-    epochs = sorted(int(e) for e in results.mf_runs.loc[results.mf_runs["dim"] == dim, "epochs"].unique())
     for _, r in results.mf[results.mf["dim"] == dim].iterrows():
-        rows.append(_our_row(r, f"Matrix Factorization, d = {dim} (ours)",
-                             f"this book: after the last of {', '.join(map(str, epochs))} epochs"))
+        rows.append(_our_row(r, "Matrix Factorization", "ours, last epoch"))
     for _, r in results.ncf[results.ncf["dim"] == dim].iterrows():
-        rows.append(_our_row(r, f"{r['model']}, d = {dim} (ours)",
-                             "this book: epoch chosen on the validation split"))
+        rows.append(_our_row(r, _TABLE1_NAMES.get(r["model"], r["model"]),
+                             "ours, val. epoch"))
     columns = ["model", "hr10", "hr10_ci95", "ndcg10", "ndcg10_ci95", "seeds", "source"]
     return pd.DataFrame(rows).reindex(columns=columns)
 
