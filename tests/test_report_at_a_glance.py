@@ -61,3 +61,10 @@ def test_mlp_struggles_counts_settings_at_or_above_the_paper_bound():
     assert five["verdict"] == glance.Verdict("partly", 36, 41)
     missing = glance.mlp_struggles({**key, "d128_hhalf_128k_fresh": float("nan")})
     assert missing["verdict"].word == "partly" and not missing["example_holds"]
+
+
+def test_gmf_ignores_l2_compares_the_two_ranges():
+    assert glance.gmf_ignores_l2({"gmf_hr10_range": 0.05, "mf_hr10_range": 0.17})[
+        "verdict"] == glance.Verdict("reproduced", 1, 1)
+    assert glance.gmf_ignores_l2({"gmf_hr10_range": 0.2, "mf_hr10_range": 0.17})[
+        "verdict"].word == "not reproduced"

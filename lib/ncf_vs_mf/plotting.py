@@ -67,7 +67,7 @@ def use_style() -> None:
         "font.size": 10,
         "axes.titlesize": 11,
         "axes.labelsize": 10,
-        "legend.fontsize": 9,
+        "legend.fontsize": 10,
         "legend.frameon": False,
         "axes.grid": True,
         "grid.alpha": 0.3,
