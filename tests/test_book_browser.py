@@ -80,7 +80,7 @@ GLOSSARY_PAGE = "book/glossary"
 REFERENCES_PAGE = "book/references"
 # Pages with code cells that are not chapters a reader works through: the provenance appendix
 # (generated from the provenance records) needs no exercises.
-PAGES_WITHOUT_EXERCISES = {"book/provenance"}
+PAGES_WITHOUT_EXERCISES = {"book/provenance", "book/at_a_glance", "book/teaching"}  # overviews
 
 pytestmark = pytest.mark.browser
 
