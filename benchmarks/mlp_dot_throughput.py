@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from ncf_vs_mf.dot_learning import (
     Pairs, TensorPairs, build_mlp, generate, hidden_width, train_epoch,
 )
-from ncf_vs_mf.ncf_training import _make_optimizer, resolve_device
+from ncf_vs_mf.ncf_training import make_optimizer, resolve_device
 from ncf_vs_mf.results import atomic_write_text, environment
 from timing import add_timing_arguments, sync
 
@@ -59,7 +59,7 @@ def time_ours(pairs: Pairs, dim: int, h: int, device: torch.device, warmup: int,
               batches: int, batch_size: int) -> float:
     """Seconds for ``batches`` steps of the library's loop (after ``warmup`` steps)."""
     model = build_mlp(dim, h, seed=0).to(device)
-    optimizer = _make_optimizer("adam", model.parameters(), 0.001)
+    optimizer = make_optimizer("adam", model.parameters(), 0.001)
     data = TensorPairs.of(pairs, device)
     generator = torch.Generator().manual_seed(0)
     train_epoch(model, optimizer, data, generator, batch_size, max_batches=warmup)
@@ -74,7 +74,7 @@ def time_dataloader(pairs: Pairs, dim: int, h: int, device: torch.device, warmup
                     batches: int, batch_size: int) -> float:
     """Seconds for ``batches`` steps fed by a shuffling DataLoader (after ``warmup`` steps)."""
     model = build_mlp(dim, h, seed=0).to(device)
-    optimizer = _make_optimizer("adam", model.parameters(), 0.001)
+    optimizer = make_optimizer("adam", model.parameters(), 0.001)
     loader = DataLoader(PairDataset(pairs), batch_size=batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(0))
     batches_seen = iter(loader)

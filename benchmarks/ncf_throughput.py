@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ncf_vs_mf.data import load_ncf
 from ncf_vs_mf.ncf_training import (
-    NegativeSampler, _make_optimizer, build_model, embedding_dim, resolve_device,
+    NegativeSampler, make_optimizer, build_model, embedding_dim, resolve_device,
 )
 from ncf_vs_mf.results import atomic_write_text, environment
 from timing import add_timing_arguments, sync
@@ -187,7 +187,7 @@ def main() -> None:
             if optimizer_kind == "adam-unfused":
                 optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
             else:
-                optimizer = _make_optimizer("adam", model.parameters(), 0.001)
+                optimizer = make_optimizer("adam", model.parameters(), 0.001)
             if variant == "dataloader":
                 steps = time_dataloader(model, optimizer, dl_users, dl_items, dl_labels, device,
                                         args.warmup, args.max_batches)

@@ -14,7 +14,6 @@ import torch
 from ncf_vs_mf import cli
 from ncf_vs_mf import dot_learning as dl
 from ncf_vs_mf.models import parameter_count
-from ncf_vs_mf.results import ResultTable
 
 
 @pytest.fixture(autouse=True)
@@ -260,61 +259,24 @@ def test_grid_cells_and_cost_order():
         dl.grid_cells([5], [1000], [0.5], [0])
 
 
-def test_reproduce_is_resumable_cheapest_first_with_provenance(tmp_path, capsys):
-    kwargs = dict(dims=[4], users=[200, 300], widths=[1.0], seeds=[0], epochs=1, jobs=1,
-                  device="cpu", out=tmp_path)
-    first = dl.reproduce_mlp_dot(**kwargs, max_cells=1)
-    assert first["users"].tolist() == [200]  # the cheaper cell
-    runs = dl.reproduce_mlp_dot(**kwargs)
-    assert runs["users"].tolist() == [200, 300]
-    assert {"seconds", "error_test", "error_fresh", "rmse_zero_test", "n_train",
-            "parameters"} <= set(runs.columns)
-    assert (runs["n_train"] == 90 * runs["users"]).all()
-    _, curves = dl.read_tables(tmp_path)
-    assert len(curves) == 4  # epochs 0 and 1 of two cells
-    assert len(ResultTable(tmp_path / "mlp_dot_runs.csv", []).provenance()) == 2
-    origin = dl.provenance(tmp_path)
-    assert origin["rows"].tolist() == [1, 1] and origin["device"].tolist() == ["cpu", "cpu"]
-    capsys.readouterr()
-    again = dl.reproduce_mlp_dot(**kwargs)
-    assert "0 to run" in capsys.readouterr().out
-    pd.testing.assert_frame_equal(again, runs)
-
-
-def test_a_failing_cell_is_reported_and_the_others_finish(tmp_path, monkeypatch, capsys):
-    real = dl.run_cell
-
-    def flaky(cell, device, threads):
-        if cell["users"] == 200:
-            raise RuntimeError("boom")
-        return real(cell, device, threads)
-
-    monkeypatch.setattr(dl, "run_cell", flaky)
-    with pytest.raises(RuntimeError, match="1 cell"):
-        dl.reproduce_mlp_dot(dims=[4], users=[200, 300], widths=[1.0], seeds=[0], epochs=0,
-                             jobs=1, device="cpu", out=tmp_path)
-    assert "FAILED d=4 M=200" in capsys.readouterr().out
-    assert dl.read_tables(tmp_path)[0]["users"].tolist() == [300]
+def test_run_cell_gives_the_row_and_curve_of_the_committed_tables(tmp_path):
+    (cell,) = dl.grid_cells([4], [200], [1.0], [0], dl.TrainConfig(epochs=1))
+    row, curve = dl.run_cell(cell, "cpu", 1)
+    header = open(dl.RESULTS / "mlp_dot_runs.csv").readline().strip().split(",")
+    assert list(row) == header[:-1]  # every column but run_id, in the committed order
+    curve_header = open(dl.RESULTS / "mlp_dot_curves.csv").readline().strip().split(",")
+    assert [list(r) for r in curve] == [curve_header[:-1]] * 2  # epochs 0 and 1
+    assert row["n_train"] == 90 * 200 and row["device"] == "cpu"
 
 
 def test_command_is_registered_under_reproduce(tmp_path):
     parser = cli.build_parser()
     args = parser.parse_args(["reproduce", "mlp-dot", "--dims", "8", "--users", "1000",
-                              "2000", "--widths", "1", "--repeats", "3"])
-    assert args.dims == [8] and args.users == [1000, 2000] and args.widths == [1.0]
-    assert args.repeats == 3 and args.seeds is None and args.epochs == 32
-    assert args.out.endswith("mlp_dot") and args.device == "auto" and args.max_cells == 0
+                              "2000", "--widths", "1", "--seeds", "0", "1", "2"])
+    assert args.dim == [8] and args.users == [1000, 2000] and args.width == [1.0]
+    assert args.seed == [0, 1, 2] and args.epochs == 32 and args.out is None
+    assert args.device == "auto" and not args.publish
     defaults = parser.parse_args(["reproduce", "mlp-dot"])
     assert defaults.users == [4000, 8000, 16000, 32000, 64000, 128000]
-    assert defaults.dims == [16, 32, 64, 128] and defaults.widths == [0.5, 1.0, 2.0]
-
-
-def test_command_rejects_bad_settings_with_status_2(tmp_path, capsys):
-    out = ["--out", str(tmp_path)]
-    assert cli.main(["reproduce", "mlp-dot", "--dims", "5", "--widths", "0.5", *out]) == 2
-    assert "width" in capsys.readouterr().err
-    assert cli.main(["reproduce", "mlp-dot", "--users", "50", *out]) == 2
-    assert "users must be >= 100" in capsys.readouterr().err
-    assert cli.main(["reproduce", "mlp-dot", "--repeats", "0", *out]) == 2
-    assert "--repeats" in capsys.readouterr().err
-    assert not any(tmp_path.iterdir())  # nothing trained or written
+    assert defaults.dim == [16, 32, 64, 128] and defaults.width == [0.5, 1.0, 2.0]
+    assert defaults.seed == [0, 1, 2, 3, 4]

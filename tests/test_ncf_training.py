@@ -181,7 +181,7 @@ def test_row_sparse_sgd_gives_bitwise_the_dense_sgd_update(split, monkeypatch, r
     # batch of 256 repeats rows, so the order in which duplicates are summed is exercised)
     monkeypatch.setattr(ncf_training, "sparse_embedding_gradients",
                         lambda model, enabled: contextlib.nullcontext())
-    monkeypatch.setattr(ncf_training, "_make_optimizer",
+    monkeypatch.setattr(ncf_training, "make_optimizer",
                         lambda name, params, lr: torch.optim.SGD(params, lr=lr))
     dense = _sgd_fit(split, reg)
     for (name, a), (_, b) in zip(ours.state_dict().items(), dense.state_dict().items()):

@@ -19,11 +19,10 @@ from ncf_vs_mf.data import synthetic_split
 from ncf_vs_mf.models import DotSimilarity, EmbeddingModel, GMFSimilarity
 from ncf_vs_mf.ncf_training import NCFConfig, fit, l2_penalty, similarity_weights
 from ncf_vs_mf.regularization import (
-    VARIANTS, absorb_weights, balance, build_variant, eq7_sides, grid_cells,
-    regularized_loss, reproduce_gmf_reg, rescale, symmetry_residual, train_variant,
+    VARIANTS, absorb_weights, balance, build_variant, eq7_sides,
+    regularized_loss, rescale, symmetry_residual, train_variant,
     weight_norms,
 )
-from ncf_vs_mf.results import ResultTable
 
 torch.set_num_threads(1)
 
@@ -266,37 +265,23 @@ def test_train_variant_rejects_bad_parameters(split):
 # ----------------------------------------------------------------------------- grid
 
 
-def test_grid_cells_cover_the_product():
-    cells = grid_cells("synthetic", ["GMF", "MF"], [8, 16], [0.0, 1e-4], [0, 1], CONFIG)
-    assert len(cells) == 16
-    assert len({tuple(c.values()) for c in cells}) == 16
-    with pytest.raises(ValueError, match="unknown variant"):
-        grid_cells("synthetic", ["GMF", "dot"], [8], [0.0], [0], CONFIG)
+def test_the_grid_covers_the_product():
+    from ncf_vs_mf.experiments.gmf_reg import GMF_REG
 
-
-def test_reproduce_writes_resumable_tables_with_provenance(tmp_path, capsys):
-    kwargs = dict(dataset="synthetic", variants=["GMF", "MF"], dims=[4], regs=[0.0, 1e-4],
-                  seeds=[0], epochs=1, lr=0.01, jobs=1, out=tmp_path)
-    runs = reproduce_gmf_reg(**kwargs)
-    assert len(runs) == 4
-    curves = pd.read_csv(tmp_path / "gmf_reg_curves.csv")
-    assert len(curves) == 8  # epochs 0 and 1 of four runs
-    assert {"norm_p", "norm_q", "norm_w", "hr10"} <= set(curves.columns)
-    assert len(ResultTable(tmp_path / "gmf_reg_runs.csv", []).provenance()) == 1
-    again = reproduce_gmf_reg(**kwargs)  # nothing left to run
-    assert "0 to run" in capsys.readouterr().out
-    pd.testing.assert_frame_equal(again, runs)
-    with pytest.raises(ValueError, match="regs"):
-        reproduce_gmf_reg(**{**kwargs, "regs": [-1.0]})
+    values = {**GMF_REG.defaults, "dataset": "synthetic", "variant": ["GMF", "MF"],
+              "dim": [8, 16], "reg": [0, 1e-4], "seed": [0, 1]}
+    cells = GMF_REG.grid(values, {"threads": 1})
+    assert len(cells) == 16 and {c.reg for c in cells} == {0.0, 1e-4}
+    assert all(isinstance(c.reg, float) for c in cells)  # 0 and 0.0: one setting
 
 
 def test_command_is_registered_under_reproduce():
     parser = cli.build_parser()
     args = parser.parse_args(["reproduce", "gmf-reg", "--dataset", "synthetic", "--regs", "0",
                               "1e-4", "--dims", "8", "16"])
-    assert args.regs == [0.0, 1e-4] and args.dims == [8, 16]
-    assert args.out.endswith("gmf_regularization")
-    assert set(args.variants) == set(VARIANTS)
+    assert args.reg == [0.0, 1e-4] and args.dim == [8, 16]
+    assert args.out is None and not args.publish and args.dataset == "synthetic"
+    assert set(args.variant) == set(VARIANTS)
 
 
 def test_command_rejects_bad_parameters_with_status_2(capsys):

@@ -22,7 +22,6 @@ from typing import Callable, Sequence
 SUBCOMMANDS: list[str] = [
     "ncf_vs_mf.cli:add_chapter_commands",
     "ncf_vs_mf.reproduce:add_subcommands",
-    "ncf_vs_mf.regularization:add_subcommands",
 ]
 
 USAGE_ERROR = 2

@@ -23,8 +23,9 @@ in user order, so roughly the last tenth of the users get no pairs); torch's Ada
 Keras: 1e-7). Like the script's Keras
 model, every layer starts Glorot-uniform with zero biases and the last partial batch is used.
 
-``ncf-vs-mf reproduce mlp-dot`` (:func:`reproduce_mlp_dot`) runs the Figure 3 grid into
-``results/mlp_dot/``; :mod:`ncf_vs_mf.report.mlp_dot` turns its tables into the chapter's
+``ncf-vs-mf reproduce mlp-dot`` (:mod:`ncf_vs_mf.experiments.mlp_dot`, on the experiment
+engine: one :func:`run_cell` per grid cell) runs the Figure 3 grid into the run store and, with
+``--publish``, into ``results/mlp_dot/``; :mod:`ncf_vs_mf.report.mlp_dot` turns its tables into the chapter's
 summaries, growth fit and figures.
 """
 
@@ -34,8 +35,7 @@ import math
 import os
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +44,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .models import MLPSimilarity, _glorot_uniform_, paper_hidden, parameter_count
-from .ncf_training import _make_optimizer, resolve_device
-from .parallel import worker_pool
-from .results import RESULTS_DIR, Invocation, ResultTable, provenance_overview
+from .models import MLPSimilarity, glorot_uniform_, paper_hidden, parameter_count
+from .ncf_training import make_optimizer, resolve_device
+from .results import RESULTS_DIR, ResultTable, provenance_overview
 
 __all__ = [
     "SIGMA_LABEL",
@@ -74,8 +73,6 @@ __all__ = [
     "grid_cells",
     "cell_cost",
     "run_cell",
-    "run_grid",
-    "reproduce_mlp_dot",
     "read_tables",
     "provenance",
 ]
@@ -312,7 +309,7 @@ def build_mlp(dim: int, h: int, seed: int) -> MLPSimilarity:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = MLPSimilarity(dim, paper_hidden(h))
-        _glorot_uniform_(model.output)
+        glorot_uniform_(model.output)
     return model
 
 
@@ -416,7 +413,7 @@ def train_mlp(data: DotData, h: int, seed: int,
     init_seed, order_seed = np.random.SeedSequence([seed, h]).generate_state(2)
     device = resolve_device(config.device)
     model = build_mlp(data.dim, h, int(init_seed)).to(device)
-    optimizer = _make_optimizer("adam", model.parameters(), config.lr)
+    optimizer = make_optimizer("adam", model.parameters(), config.lr)
     generator = torch.Generator().manual_seed(int(order_seed))
     train = TensorPairs.of(data.train, device)
     evaluated = {name: (TensorPairs.of(getattr(data, name), device),
@@ -486,94 +483,6 @@ def run_cell(cell: dict[str, Any], device: str = "auto",
            "data_seconds": round(data_seconds, 1), "train_seconds": round(result.seconds, 1),
            "seconds": round(time.perf_counter() - start, 1)}
     return row, [{**cell, **r} for r in result.rows]
-
-
-def _outcomes(todo: list[dict[str, Any]], device: str, threads: int,
-              jobs: int) -> Iterator[tuple[dict[str, Any], Any]]:
-    """(cell, (row, curve) or the exception it raised), in this process or ``jobs`` others."""
-    if jobs <= 1:  # notebooks and tests: in this process, thread setting restored after
-        saved = torch.get_num_threads()
-        try:
-            for cell in todo:
-                try:
-                    outcome = run_cell(cell, device, threads)
-                except Exception as error:  # noqa: BLE001 - report, keep the grid going
-                    outcome = error
-                yield cell, outcome
-        finally:
-            torch.set_num_threads(saved)
-        return
-    with worker_pool(jobs) as pool:
-        futures = {pool.submit(run_cell, cell, device, threads): cell for cell in todo}
-        for future in as_completed(futures):
-            error = future.exception()
-            yield futures[future], error if error is not None else future.result()
-
-
-def run_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultTable,
-             invocation: Invocation, device: str = "auto", threads: int = 1, jobs: int = 1,
-             max_cells: int | None = None) -> int:
-    """Train the cells not yet in ``runs``, cheapest first (at most ``max_cells``); how many ran.
-
-    Cheapest first (by :func:`cell_cost`), so an interrupted or truncated grid holds all the
-    small cells. Each finished cell appends its curve, then its row (a row marks it done). A
-    failing cell is reported and the others go on; the error is raised at the end.
-    """
-    from .reproduce import _pending
-
-    todo = sorted(_pending(cells, runs), key=cell_cost)[:max_cells]
-    failures = []
-    for cell, outcome in _outcomes(todo, device, threads, jobs):
-        name = f"d={cell['dim']} M={cell['users']} h={cell['h']} seed={cell['seed']}"
-        if isinstance(outcome, BaseException):
-            print(f"FAILED {name}: {outcome!r}", flush=True)
-            failures.append(f"{name}: {outcome!r}")
-            continue
-        row, curve = outcome
-        curves.append(curve, invocation)  # curve first: a row marks the cell done
-        runs.append([row], invocation)
-        print(f"done {name}: error test {row['error_test']:.4f}, fresh "
-              f"{row['error_fresh']:.4f} ({row['seconds']:.0f} s)", flush=True)
-    if failures:
-        raise RuntimeError(f"{len(failures)} cell(s) failed: " + "; ".join(failures))
-    return len(todo)
-
-
-def reproduce_mlp_dot(dims: Sequence[int] = DIMS, users: Sequence[int] = USERS,
-                      widths: Sequence[float] = WIDTHS, seeds: Sequence[int] = range(5),
-                      epochs: int = 32, lr: float = 0.001, batch_size: int = 256,
-                      device: str = "auto", threads: int = 1, jobs: int = 1,
-                      max_cells: int | None = None, out: str | os.PathLike = RESULTS,
-                      command: str | None = None) -> pd.DataFrame:
-    """Run the Figure 3 grid (finished cells skipped) into ``mlp_dot_runs.csv``/``_curves.csv``.
-
-    One row per d, M, width h/d and seed (column ``seconds``: wall clock of the cell, data
-    generation included); the curves hold every epoch's training loss and test/fresh RMSE.
-    """
-    config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, device=device)
-    for name, values, low in (("dims", dims, 1), ("users", users, 1), ("seeds", seeds, 0)):
-        for value in values:
-            _check_count(name, value, low)
-    if max_cells is not None:
-        _check_count("max_cells", max_cells)
-    if PAIRS_PER_USER > min(users):
-        raise ValueError(f"users must be >= {PAIRS_PER_USER} (M users and M items hold "
-                         f"{PAIRS_PER_USER} M distinct pairs), got {min(users)}")
-    cells = grid_cells(dims, users, widths, seeds, config)
-    runs, curves = _tables(out)
-    parameters = dict(dims=list(dims), users=list(users), widths=list(widths),
-                      seeds=list(seeds), threads=threads, jobs=jobs, max_cells=max_cells,
-                      **asdict(config))
-    invocation = Invocation(
-        command=command or f"ncf_vs_mf.dot_learning.reproduce_mlp_dot(**{parameters!r})",
-        parameters=parameters,
-        data={"generator": "ncf_vs_mf.dot_learning.generate",
-              "seeding": "numpy SeedSequence([seed, d, M, N]), five spawned streams",
-              "sigma_label": SIGMA_LABEL, "rmse_zero": RMSE_ZERO,
-              "pairs_per_user": PAIRS_PER_USER, "train_fraction": TRAIN_FRACTION,
-              "fresh_pairs": FRESH_PAIRS})
-    run_grid(cells, runs, curves, invocation, device, threads, jobs, max_cells)
-    return runs.read()
 
 
 def _tables(folder: str | os.PathLike) -> tuple[ResultTable, ResultTable]:

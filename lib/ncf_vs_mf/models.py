@@ -81,7 +81,7 @@ def _lecun_uniform_(layer: nn.Linear) -> None:
         nn.init.zeros_(layer.bias)
 
 
-def _glorot_uniform_(layer: nn.Linear) -> None:
+def glorot_uniform_(layer: nn.Linear) -> None:
     """Keras 1 default Dense init (Glorot uniform), zero bias: NCF's hidden layers."""
     nn.init.xavier_uniform_(layer.weight)
     if layer.bias is not None:
@@ -209,7 +209,7 @@ class MLPSimilarity(nn.Module):
         widths = [2 * d, *self.hidden]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         for layer in self.layers:
-            _glorot_uniform_(layer)
+            glorot_uniform_(layer)
         self.output = nn.Linear(widths[-1], 1)
         _lecun_uniform_(self.output)
 

@@ -393,7 +393,7 @@ class RowSparseSGD(torch.optim.Optimizer):
                     p.index_copy_(0, rows, p.index_select(0, rows).add_(summed, alpha=-lr))
 
 
-def _make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     if name == "adam":
         try:  # the fused CPU/GPU kernel: same update, about twice as fast on CPU
             return torch.optim.Adam(params, lr=lr, fused=True)
@@ -496,7 +496,7 @@ def fit(model: EmbeddingModel, train_users: np.ndarray, train_items: np.ndarray,
         evaluation = _EvalData(evaluation, device)
     sampler = NegativeSampler(train_users, train_items, model.n_users, model.n_items)
     rng = np.random.default_rng(seed)
-    opt = _make_optimizer(optimizer, model.parameters(), lr)
+    opt = make_optimizer(optimizer, model.parameters(), lr)
     keep = set(int(e) for e in keep_epochs)
     result = FitResult(device=str(device), threads=torch.get_num_threads())
     start = time.perf_counter()

@@ -11,7 +11,8 @@ same problem up to a change of variables. The identity needs three things: the p
 homogeneous of degree 2 in (P, Q) (squared norms; any per-row weighting is fine), w is not
 penalized, and nothing the scaling changes is penalized. :func:`eq7_sides` computes both sides;
 :func:`train_variant` trains the variants the chapter compares, logging the norms per epoch;
-``ncf-vs-mf reproduce gmf-reg`` runs the full grid into ``results/gmf_regularization/``;
+``ncf-vs-mf reproduce gmf-reg`` (:mod:`ncf_vs_mf.experiments.gmf_reg`, on the experiment engine)
+runs the full grid into the run store and, with ``--publish``, ``results/gmf_regularization/``;
 :mod:`ncf_vs_mf.report.gmf_regularization` draws and summarizes it for the chapter.
 
 Variants (all trained by ``ncf_training.fit``: NCF's log loss, Adam, batches of 256, 4 negatives
@@ -28,29 +29,19 @@ per positive outside the user's positives, redrawn every epoch, embeddings N(0, 
 
 from __future__ import annotations
 
-import argparse
 import copy
-import itertools
 import math
-import os
-import shlex
-import sys
-from concurrent.futures import FIRST_COMPLETED, wait
-from pathlib import Path
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from . import data as data_mod
 from .data import LeaveOneOutSplit
 from .models import DotSimilarity, EmbeddingModel, GMFSimilarity
 from .ncf_training import FitResult, NCFConfig, NegativeSampler, fit, l2_penalty
-from .parallel import worker_pool
-from .results import RESULTS_DIR, Invocation, ResultTable
+from .results import RESULTS_DIR
 
 __all__ = [
     "VARIANTS",
@@ -64,12 +55,8 @@ __all__ = [
     "balance",
     "symmetry_residual",
     "train_variant",
-    "grid_cells",
-    "run_grid",
-    "reproduce_gmf_reg",
     "select",
     "final_summary",
-    "add_subcommands",
 ]
 
 VARIANTS = ("GMF", "GMF-reg-w", "GMF-absorbed", "MF")
@@ -246,95 +233,6 @@ def train_variant(split: LeaveOneOutSplit, variant: str, dim: int, reg: float, s
     return model, result
 
 
-def _train_cell(cell: dict[str, Any], data_dir: str | None) -> tuple[dict, list[dict]]:
-    """Worker: train one grid cell on one thread; its result row and its per-epoch rows."""
-    from .reproduce import _load_split
-
-    torch.set_num_threads(1)
-    split = _load_split(cell["dataset"], "test", data_dir)
-    config = NCFConfig(epochs=cell["epochs"], lr=cell["lr"], batch_size=cell["batch_size"],
-                       negatives=cell["negatives"], init_std=cell["init_std"], device="cpu")
-    _, result = train_variant(split, cell["variant"], cell["dim"], cell["reg"], cell["seed"],
-                              config)
-    last, best = result.rows[-1], result.rows[result.best_epoch]
-    row = {**cell, "hr10": last["hr10"], "ndcg10": last["ndcg10"], "loss": last["loss"],
-           "norm_p": last["norm_p"], "norm_q": last["norm_q"], "norm_w": last["norm_w"],
-           "best_epoch": result.best_epoch, "hr10_best": best["hr10"],
-           "ndcg10_best": best["ndcg10"], "seconds": round(result.seconds, 1)}
-    curve = [{**cell, **{k: v for k, v in r.items() if k != "train_seconds"}}
-             for r in result.rows]
-    return row, curve
-
-
-def grid_cells(dataset: str, variants: Sequence[str], dims: Sequence[int], regs: Sequence[float],
-               seeds: Sequence[int], config: NCFConfig) -> list[dict]:
-    """One cell per (seed, variant, reg, dim): the key of its future result row."""
-    for variant in variants:
-        _check_variant(variant)
-    return [{"dataset": dataset, "variant": v, "dim": int(d), "reg": float(r), "seed": int(s),
-             "epochs": config.epochs, "lr": config.lr, "batch_size": config.batch_size,
-             "negatives": config.negatives, "init_std": config.init_std}
-            for s, v, r, d in itertools.product(seeds, variants, regs, dims)]
-
-
-def run_grid(cells: list[dict], runs: ResultTable, curves: ResultTable, invocation: Invocation,
-             data_dir: str | None, jobs: int) -> int:
-    """Train the cells not yet in ``runs`` in ``jobs`` spawned processes; return how many ran."""
-    from .reproduce import _pending
-
-    todo = _pending(cells, runs)
-    with worker_pool(jobs) as pool:
-        pending = {pool.submit(_train_cell, cell, data_dir) for cell in todo}
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                row, curve = future.result()
-                curves.append(curve, invocation)  # curve first: a row marks the cell done
-                runs.append([row], invocation)
-                print(f"done {row['dataset']} {row['variant']} d={row['dim']} "
-                      f"reg={row['reg']:g} seed={row['seed']}: HR@10={row['hr10']:.4f} "
-                      f"NDCG@10={row['ndcg10']:.4f} ||P||={row['norm_p']:.3g} "
-                      f"||w||={row['norm_w']:.3g} ({row['seconds']:.0f} s)", flush=True)
-    return len(todo)
-
-
-def reproduce_gmf_reg(dataset: str = "ml-100k", variants: Sequence[str] = VARIANTS,
-                      dims: Sequence[int] = (64,),
-                      regs: Sequence[float] = LAMBDA_GRID,
-                      seeds: Sequence[int] = (0, 1, 2), epochs: int = 20,
-                      lr: float = 0.001, batch_size: int = 256, negatives: int = 4,
-                      init_std: float = 0.01, jobs: int = 1, data_dir: str | None = None,
-                      out: str | os.PathLike = RESULTS, command: str | None = None) -> pd.DataFrame:
-    """Train the grid (finished cells skipped) into ``gmf_reg_runs.csv``/``gmf_reg_curves.csv``.
-
-    A run's ``hr10``/``ndcg10`` are the test metrics after the last epoch (no epoch is picked on
-    the test set); ``hr10_best`` is the best epoch's, for comparison with NCF's reporting.
-    """
-    data_dir = data_dir or os.environ.get(data_mod.DATA_ENV) or None
-    config = NCFConfig(epochs=epochs, lr=lr, batch_size=batch_size, negatives=negatives,
-                       init_std=init_std, device="cpu")
-    config.validate()
-    bad = [r for r in regs if not (r >= 0 and math.isfinite(r))]
-    if bad:
-        raise ValueError(f"regs must be finite numbers >= 0, got {bad}")
-    cells = grid_cells(dataset, variants, dims, regs, seeds, config)
-    runs = ResultTable(Path(out) / "gmf_reg_runs.csv", KEY)
-    curves = ResultTable(Path(out) / "gmf_reg_curves.csv", KEY + ["epoch"])
-    parameters = dict(dataset=dataset, variants=list(variants), dims=list(dims),
-                      regs=list(regs), seeds=list(seeds), epochs=epochs, lr=lr,
-                      batch_size=batch_size, negatives=negatives, init_std=init_std, jobs=jobs,
-                      optimizer="adam", threads_per_run=1)
-    from .reproduce import _load_split
-
-    invocation = Invocation(
-        command=command or f"ncf_vs_mf.regularization.reproduce_gmf_reg(**{parameters!r})",
-        parameters=parameters,
-        data={"dataset": dataset, "files": data_mod.fingerprint(dataset, data_dir),
-              "variants": _load_split(dataset, "test", data_dir).provenance})
-    run_grid(cells, runs, curves, invocation, data_dir, jobs)
-    return runs.read()
-
-
 # ----------------------------------------------------------------------------- summaries
 
 
@@ -354,56 +252,3 @@ def final_summary(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     columns = ["hr10", "ndcg10", "norm_p", "norm_q", "norm_w"]
     groups = runs.groupby(by, sort=True)
     return groups[columns].mean().assign(seeds=groups.size()).reset_index()
-
-
-# ----------------------------------------------------------------------------- command line
-
-
-def _command(args: argparse.Namespace) -> int:
-    from .cli import UsageError
-
-    bad = [r for r in args.regs if not (r >= 0 and math.isfinite(r))]
-    if bad or min(args.dims) < 1 or args.epochs < 0:
-        raise UsageError(f"--regs must be finite and >= 0 (got {args.regs}), --dims >= 1 "
-                         f"(got {args.dims}), --epochs >= 0 (got {args.epochs})")
-    reproduce_gmf_reg(args.dataset, args.variants, args.dims, args.regs, args.seeds,
-                      args.epochs, args.lr, args.batch_size, args.negatives, args.init_std,
-                      args.jobs, args.data_dir, args.out,
-                      command="ncf-vs-mf " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-    return 0
-
-
-def _reproduce_subparsers(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
-    """The experiments of the ``reproduce`` command (registered by ``reproduce.add_subcommands``)."""
-    parent = subparsers.choices.get("reproduce")
-    actions = [a for a in (parent._actions if parent else [])
-               if isinstance(a, argparse._SubParsersAction)]
-    if not actions:
-        raise RuntimeError("register ncf_vs_mf.reproduce:add_subcommands before "
-                           "ncf_vs_mf.regularization:add_subcommands in cli.SUBCOMMANDS")
-    return actions[0]
-
-
-def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``reproduce gmf-reg`` under the existing ``reproduce`` command."""
-    from .reproduce import _add_common_arguments
-
-    parser = _reproduce_subparsers(subparsers).add_parser(
-        "gmf-reg", help="Section 3.3.3: GMF vs MF under L2 regularization (norms, lambda, d)",
-        description="Train GMF (L2 on P, Q only), GMF with w regularized, GMF with w absorbed "
-                    "and MF with biases over a grid of lambda, d and seeds, logging ||P||, ||Q||, "
-                    "||w|| and the test HR@10/NDCG@10 after every epoch. Resumable.")
-    parser.add_argument("--dataset", default="ml-100k", choices=data_mod.DATASETS)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
-    parser.add_argument("--dims", type=int, nargs="+", default=[64],
-                        help="embedding dimensions d (MF: counting the bias coordinate)")
-    parser.add_argument("--regs", type=float, nargs="+", default=list(LAMBDA_GRID),
-                        help="L2 coefficients lambda (Keras-style, per batch, whole tables)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--lr", type=float, default=0.001, help="Adam learning rate")
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--negatives", type=int, default=4)
-    parser.add_argument("--init-std", type=float, default=0.01)
-    _add_common_arguments(parser, "runs")
-    parser.set_defaults(out=str(RESULTS), func=_command)

@@ -1,12 +1,12 @@
 """The reproduce commands: full-scale experiment grids, resumable, run in parallel.
 
-``ncf-vs-mf reproduce mf`` and ``reproduce mf-tuning`` (Section 3, Appendix A.2) are declared on
-the experiment engine (:mod:`ncf_vs_mf.experiments`): they train into the run store (``--runs``,
-default ``./runs``) and publish into the committed tables only when asked (``--publish`` or
-``--out``). ``reproduce ncf`` trains NCF's own GMF, MLP and NeuMF (``ncf_training``) with the
-epoch selected on the tuning split, into ``ncf_runs.csv`` and ``ncf_curves.csv``; ``reproduce
-mlp-dot`` trains the MLPs of Section 4 (``dot_learning``) into ``results/mlp_dot/``. These two
-(and ``gmf-reg``) still run on their own process pool (``parallel``) until they are ported.
+``ncf-vs-mf reproduce mf``, ``reproduce mf-tuning`` (Section 3, Appendix A.2), ``reproduce
+mlp-dot`` (Section 4) and ``reproduce gmf-reg`` (Section 3.3.3) are declared on the experiment
+engine (:mod:`ncf_vs_mf.experiments`): they train into the run store (``--runs``, default
+``./runs``) and publish into the committed tables only when asked (``--publish`` or ``--out``).
+``reproduce ncf`` trains NCF's own GMF, MLP and NeuMF (``ncf_training``) with the epoch
+selected on the tuning split, into ``ncf_runs.csv`` and ``ncf_curves.csv``; it still runs on
+its own process pool (``parallel``) until it is ported.
 Finished cells are skipped on a rerun, so an interrupted grid resumes where it stopped.
 """
 
@@ -41,10 +41,6 @@ from .results import RESULTS_DIR, Invocation, ResultTable, pending_cells
 
 MF_KEY = list(_MF_KEY)
 _EVALUATIONS: dict[tuple, Any] = {}  # NCF's evaluation data per (dataset, folder, device)
-_load_split = load_split  # the name the not yet ported runners import
-
-
-_pending = pending_cells  # the name the not yet ported runners import
 
 
 def reproduce_mf(dataset: str = "ml-1m", split: str = "test", dims=MF_DIMS,
@@ -109,14 +105,8 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
                     "selected on the tuning split (plus NCF's best-test-epoch numbers)")
     _add_ncf_arguments(ncf)
     ncf.set_defaults(func=_ncf_command)
-    mlp_dot = experiments.add_parser(
-        "mlp-dot", help="Section 4 / Figure 3: how well an MLP learns a dot product",
-        description="Generate synthetic dot-product data (M users, M items, 100 M pairs) and "
-                    "train the [4h, 2h, h] MLP on it for every d, M, h/d and seed, cheapest "
-                    "cells first; record the approximation error RMSE(MLP) - RMSE(dot) on the "
-                    "test and fresh sets and each cell's wall-clock seconds. Resumable.")
-    _add_mlp_dot_arguments(mlp_dot)
-    mlp_dot.set_defaults(func=_mlp_dot_command)
+    for name in ("mlp-dot", "gmf-reg"):
+        add_experiment_parser(experiments, get_experiment(name))
     add_publish_parser(subparsers)
 
 
@@ -172,8 +162,8 @@ def _execute_ncf_run(task, dataset: str, data_dir: str | None, threads: int,
 
     torch.set_num_threads(max(1, threads))
     config = ncf_training.NCFConfig(**config_kwargs)
-    split = _load_split(dataset, "test", data_dir)
-    tuning = _load_split(dataset, "tuning", data_dir)
+    split = load_split(dataset, "test", data_dir)
+    tuning = load_split(dataset, "tuning", data_dir)
     key = (dataset, data_dir, config.device)
     if key not in _EVALUATIONS:
         _EVALUATIONS[key] = ncf_training.prepare_evaluations(split, tuning, config.device)
@@ -195,12 +185,12 @@ def run_ncf_grid(cells: list[dict[str, Any]], runs: ResultTable, curves: ResultT
     """
     from .ncf_training import ComponentStore, FamilyPlan, NCFConfig, ProtocolResult, run_plans
 
-    todo = _pending(cells, runs)
+    todo = pending_cells(cells, runs)
     if not todo:
         return 0
     dataset, max_batches = todo[0]["dataset"], todo[0]["max_batches"] or None
     config = NCFConfig(**config_kwargs)
-    split, tuning = _load_split(dataset, "test", data_dir), _load_split(dataset, "tuning", data_dir)
+    split, tuning = load_split(dataset, "test", data_dir), load_split(dataset, "tuning", data_dir)
     store = ComponentStore(runs.path.parent / COMPONENTS_FOLDER, split, tuning, config,
                            max_batches, threads=max(1, threads))
     plans, cells_of = [], {}
@@ -345,49 +335,3 @@ def _add_ncf_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batches", type=NONNEGATIVE_INT, default=0,
                         help="truncate every epoch to this many batches (smoke tests only)")
     _add_common_arguments(parser, "jobs")
-
-
-# ----------------------------------------------------------------------------- Section 4
-
-
-def _mlp_dot_command(args: argparse.Namespace) -> int:
-    from .dot_learning import reproduce_mlp_dot
-
-    if (args.repeats is not None and args.repeats < 1) or args.max_cells < 0:
-        raise UsageError(f"--repeats must be >= 1 (got {args.repeats}) and --max-cells >= 0 "
-                         f"(got {args.max_cells})")
-    seeds = args.seeds if args.seeds is not None else list(range(args.repeats or 5))
-    try:
-        reproduce_mlp_dot(args.dims, args.users, args.widths, seeds, args.epochs, args.lr,
-                          args.batch_size, args.device, args.threads, args.jobs,
-                          args.max_cells or None, args.out,
-                          command="ncf-vs-mf " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-    except ValueError as error:  # bad settings: raised before any cell trains
-        raise UsageError(f"mlp-dot: {error}") from None
-    return 0
-
-
-def _add_mlp_dot_arguments(parser: argparse.ArgumentParser) -> None:
-    from .dot_learning import DIMS, RESULTS, USERS, WIDTHS
-
-    parser.add_argument("--dims", type=int, nargs="+", default=list(DIMS),
-                        help="embedding dimensions d")
-    parser.add_argument("--users", type=int, nargs="+", default=list(USERS),
-                        help="numbers of users M (= items N), each with 100 M pairs")
-    parser.add_argument("--widths", type=float, nargs="+", default=list(WIDTHS),
-                        help="h as a multiple of d (hidden layers [4h, 2h, h])")
-    repetitions = parser.add_mutually_exclusive_group()
-    repetitions.add_argument("--seeds", type=int, nargs="+", default=None,
-                             help="seeds of the repetitions (default: 0 1 2 3 4)")
-    repetitions.add_argument("--repeats", type=int, default=None,
-                             help="repetitions: seeds 0 .. N-1")
-    parser.add_argument("--epochs", type=POSITIVE_INT, default=32)
-    parser.add_argument("--lr", type=float, default=0.001, help="Adam learning rate")
-    parser.add_argument("--batch-size", type=POSITIVE_INT, default=256)
-    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
-    parser.add_argument("--threads", type=POSITIVE_INT, default=1, help="torch threads per process")
-    parser.add_argument("--jobs", type=POSITIVE_INT, default=os.cpu_count() or 1,
-                        help="cells trained in parallel processes")
-    parser.add_argument("--max-cells", type=NONNEGATIVE_INT, default=0,
-                        help="train at most this many unfinished cells, cheapest first (0: all)")
-    parser.add_argument("--out", default=str(RESULTS), help="folder of the result tables")

@@ -10,6 +10,10 @@ Design note. An :class:`Experiment` declares
   e.g. trained weights) for the runs that depend on it;
 * its **tables** (the committed CSVs the chapters read) and the folder they live in.
 
+A field may also be :func:`derived` from the others (set in the cell's ``__post_init__``, e.g.
+the hidden width h = width * d of Section 4), and an experiment may give a ``cost`` so that
+pending cells run cheapest first (a grid cut short then holds all the cheap cells).
+
 The engine does the rest for every experiment: validation before anything runs, pending
 detection by the full settings key (run store plus, when publishing, the committed table),
 scheduling on Dask (``cluster``), failure isolation, provenance, resume and progress.
@@ -62,6 +66,12 @@ def axis(option: str, help: str = "", choices: Iterable[Any] | None = None,
 def fixed() -> Any:
     """A setting the experiment fixes (``Experiment.fixed``): no option."""
     return field(metadata={"option": None})
+
+
+def derived() -> Any:
+    """A setting computed from the others in the cell's ``__post_init__`` (e.g. h = width * d):
+    no option, not a grid axis, but part of the cell (and its key) like any other field."""
+    return field(init=False, metadata={"option": None, "derived": True})
 
 
 def from_engine(name: str) -> Any:
@@ -117,6 +127,7 @@ class Experiment:
     summary: Callable[[Any, dict[str, Any]], str] | None = None  # the "done ..." line
     description: str = ""
     curve_extra_key: tuple[str, ...] = ("epoch",)
+    cost: Callable[[Any], float] | None = None  # pending cells run cheapest first (None: grid order)
 
     def fields(self) -> list[dataclasses.Field]:
         """The cell's fields, in declaration order."""
@@ -136,6 +147,8 @@ class Experiment:
         values = self.resolve(dict(values))
         axes: dict[str, list] = {}
         for f in self.fields():
+            if not f.init:  # derived from the others
+                continue
             if f.name in self.fixed:
                 axes[f.name] = [self.fixed[f.name]]
             elif f.metadata.get("engine"):

@@ -9,15 +9,19 @@ and the others go on; :class:`~ncf_vs_mf.experiments.engine.GridFailed` is raise
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..config import runs_dir
 from ..provenance import Invocation, now
 from ..results import format_value
-from .cluster import DaskExecutor, Task, open_executor, show_progress
+from .cluster import (INPROCESS, LOCAL, SCHEDULER_ENV, DaskExecutor, Task, open_executor,
+                      show_progress)
+from .datasets import data_folder
 from .engine import (Context, Experiment, GridFailed, Requirement, RunResult, describe,
                      settings_of)
 from .store import RunStore, StoredRun, digest, is_committed, publish, tables
@@ -95,6 +99,8 @@ def run_grid(experiment: Experiment, cells: list[Any], *, runs: str | Path,
         result = publish(experiment, waiting, out)
         report.published += result.added
     todo = [c for c, r in zip(cells, stored) if r is None and not (out and is_published(c))]
+    if experiment.cost is not None:
+        todo.sort(key=experiment.cost)  # stable: grid order among equal costs
     report.reused = len(cells) - len(todo)
     print(f"{experiment.name}: {report.reused} of {len(cells)} cells already done; "
           f"{len(todo)} to run", flush=True)
@@ -193,3 +199,57 @@ def _check_resources(executor: Any, tasks: list[Task]) -> None:
                 raise GridError(f"cell {describe(task.payload[1])} needs {name}={amount:g} but "
                                 f"no worker of {executor.description} offers it (start workers "
                                 f"with: dask worker ADDRESS --resources {name}={amount:g})")
+
+
+def reproduce(experiment: Experiment, *, runs: str | Path | None = None,
+              out: str | Path | None = None, scheduler: str | None = None, jobs: int = 1,
+              threads: int = 1, data_dir: str | None = None, allow_dirty: bool = False,
+              command: str | None = None, registry: Callable[[str], Experiment] | None = None,
+              **options: Any) -> Any:
+    """``reproduce <experiment>`` from Python: the options by their command-line names.
+
+    ``reproduce(MLP_DOT, dims=[16], users=[4000], seeds=range(2), epochs=32)`` is ``ncf-vs-mf
+    reproduce mlp-dot --dims 16 --users 4000 --seeds 0 1 --epochs 32 --scheduler inprocess``;
+    options not given take the experiment's defaults. Runs go to the run store ``runs``
+    (default ``$NCF_VS_MF_RUNS`` or ``./runs``); with ``out`` they are also published into the
+    experiment's tables in that folder, and that whole runs table is returned, else the grid's
+    stored rows (key, metrics, ``run_id``). ``scheduler``: "inprocess" (the default for
+    ``jobs=1``), "local" (a LocalCluster of ``jobs`` workers, the default otherwise) or a Dask
+    scheduler's address.
+    """
+    import pandas as pd
+
+    values: dict[str, Any] = {}
+    known = []
+    for f in experiment.fields():
+        option = f.metadata.get("option")
+        if not option or f.name in experiment.fixed:
+            continue
+        name = option.lstrip("-").replace("-", "_")
+        known.append(name)
+        value = options.pop(name, experiment.defaults.get(f.name))
+        values[f.name] = (list(value) if f.metadata.get("many") and value is not None
+                          else value)
+    if options:
+        raise TypeError(f"{experiment.name}: unknown options {sorted(options)}; known: "
+                        f"{', '.join(known)}")
+    cells = experiment.grid(values, {"threads": threads})
+    if scheduler is None and not os.environ.get(SCHEDULER_ENV):
+        scheduler = INPROCESS if jobs <= 1 else LOCAL
+    parameters = {**values, "threads": threads, "jobs": jobs}
+    store_root = Path(runs) if runs is not None else runs_dir()
+    report = run_grid(experiment, cells, runs=store_root, out=out, scheduler=scheduler,
+                      jobs=max(1, jobs), threads=threads, data_dir=data_folder(data_dir),
+                      allow_dirty=allow_dirty, parameters=parameters, registry=registry,
+                      command=command or f"ncf_vs_mf.experiments.reproduce("
+                                         f"{experiment.name!r}, **{parameters!r})")
+    if out is not None:
+        return tables(experiment, Path(out))[0].read()
+    store = RunStore(store_root)
+    rows = []
+    for cell in report.cells:
+        stored = store.get(experiment.name, cell)
+        if stored is not None:
+            rows.append({**experiment.key_of(cell), **stored.result.row,
+                         "run_id": stored.provenance["run_id"]})
+    return pd.DataFrame(rows)
