@@ -144,7 +144,10 @@ def test_a_committed_mlp_dot_curve_row_is_recomputed_bit_for_bit(tmp_path, repo_
 
 
 def test_a_committed_gmf_reg_curve_row_is_recomputed_bit_for_bit(ncf_data_dir, tmp_path,
-                                                                  repo_root):
+                                                                  repo_root, monkeypatch):
+    from ncf_vs_mf.experiments import datasets
+
+    monkeypatch.setattr(datasets, "_SPLITS", {})  # leave no split loaded for later tests
     experiments.reproduce("gmf-reg", dataset="ml-100k", variants=["GMF"], dims=[64],
                           regs=[1e-5], seeds=[0], epochs=1, data_dir=ncf_data_dir,
                           runs=tmp_path, scheduler="inprocess")
