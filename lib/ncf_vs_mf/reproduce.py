@@ -26,16 +26,13 @@ from typing import Any
 import pandas as pd
 
 from . import data as data_mod
-from .config import runs_dir
 from .errors import UsageError
 from .experiments import get as get_experiment
-from .experiments.cluster import INPROCESS, LOCAL, SCHEDULER_ENV
 from .experiments.commands import (NONNEGATIVE_INT, POSITIVE_INT, OneLineParser,
                                    add_experiment_parser, add_publish_parser)
-from .experiments.datasets import data_folder, data_provenance, load_split
+from .experiments.datasets import data_provenance, load_split
 from .experiments.mf import MF_DIMS, MF_KEY as _MF_KEY, PAPER_HYPERPARAMETERS  # noqa: F401
-from .experiments.runner import run_grid
-from .experiments.store import RunStore, tables
+from .experiments.runner import run_cells
 from .parallel import worker_pool
 from .results import RESULTS_DIR, Invocation, ResultTable, pending_cells
 
@@ -63,24 +60,10 @@ def reproduce_mf(dataset: str = "ml-1m", split: str = "test", dims=MF_DIMS,
     values = dict(dataset=dataset, dim=list(dims), seed=list(seeds), epochs=epochs, lr=list(lr),
                   reg=list(reg), negatives=list(negatives), dtype=dtype, eval_every=eval_every)
     cells = experiment.grid(values, {"threads": threads})
-    if scheduler is None and not os.environ.get(SCHEDULER_ENV):
-        scheduler = INPROCESS if jobs <= 1 else LOCAL
     parameters = {**values, "split": split, "threads": threads, "jobs": jobs}
-    store_root = Path(runs) if runs is not None else runs_dir()
-    report = run_grid(experiment, cells, runs=store_root, out=out, scheduler=scheduler,
-                      jobs=max(1, jobs), threads=threads, data_dir=data_folder(data_dir),
-                      allow_dirty=allow_dirty, parameters=parameters,
-                      command=command or f"ncf_vs_mf.reproduce.reproduce_mf(**{parameters!r})")
-    if out is not None:
-        return tables(experiment, Path(out))[0].read()
-    store = RunStore(store_root)
-    rows = []
-    for cell in report.cells:
-        stored = store.get(experiment.name, cell)
-        if stored is not None:
-            rows.append({**experiment.key_of(cell), **stored.result.row,
-                         "run_id": stored.provenance["run_id"]})
-    return pd.DataFrame(rows)
+    return run_cells(experiment, cells, parameters, runs=runs, out=out, scheduler=scheduler,
+                     jobs=jobs, threads=threads, data_dir=data_dir, allow_dirty=allow_dirty,
+                     command=command or f"ncf_vs_mf.reproduce.reproduce_mf(**{parameters!r})")
 
 
 def _add_common_arguments(parser: argparse.ArgumentParser, unit: str) -> None:

@@ -217,8 +217,6 @@ def reproduce(experiment: Experiment, *, runs: str | Path | None = None,
     ``jobs=1``), "local" (a LocalCluster of ``jobs`` workers, the default otherwise) or a Dask
     scheduler's address.
     """
-    import pandas as pd
-
     values: dict[str, Any] = {}
     known = []
     for f in experiment.fields():
@@ -234,15 +232,29 @@ def reproduce(experiment: Experiment, *, runs: str | Path | None = None,
         raise TypeError(f"{experiment.name}: unknown options {sorted(options)}; known: "
                         f"{', '.join(known)}")
     cells = experiment.grid(values, {"threads": threads})
+    parameters = {**values, "threads": threads, "jobs": jobs}
+    return run_cells(experiment, cells, parameters, runs=runs, out=out, scheduler=scheduler,
+                     jobs=jobs, threads=threads, data_dir=data_dir, allow_dirty=allow_dirty,
+                     registry=registry,
+                     command=command or f"ncf_vs_mf.experiments.reproduce("
+                                        f"{experiment.name!r}, **{parameters!r})")
+
+
+def run_cells(experiment: Experiment, cells: list, parameters: dict[str, Any], *,
+              runs: str | Path | None, out: str | Path | None, scheduler: str | None,
+              jobs: int, threads: int, data_dir: str | None, allow_dirty: bool, command: str,
+              registry: Callable[[str], Experiment] | None = None) -> Any:
+    """Run ``cells`` into the run store (and publish into ``out``); return the published
+    table when ``out`` is given, else the cells' stored rows (key, metrics, ``run_id``)."""
+    import pandas as pd
+
     if scheduler is None and not os.environ.get(SCHEDULER_ENV):
         scheduler = INPROCESS if jobs <= 1 else LOCAL
-    parameters = {**values, "threads": threads, "jobs": jobs}
     store_root = Path(runs) if runs is not None else runs_dir()
     report = run_grid(experiment, cells, runs=store_root, out=out, scheduler=scheduler,
                       jobs=max(1, jobs), threads=threads, data_dir=data_folder(data_dir),
                       allow_dirty=allow_dirty, parameters=parameters, registry=registry,
-                      command=command or f"ncf_vs_mf.experiments.reproduce("
-                                         f"{experiment.name!r}, **{parameters!r})")
+                      command=command)
     if out is not None:
         return tables(experiment, Path(out))[0].read()
     store = RunStore(store_root)
