@@ -102,6 +102,48 @@ def test_bad_parameter_cells_are_rejected_with_line(source, message):
     assert "ch.md" in str(info.value)
 
 
+def test_parameters_come_from_papermill_inspect_notebook(tiny, monkeypatch):
+    import papermill
+
+    calls = []
+    real = papermill.inspect_notebook
+
+    def spy(path, *args, **kwargs):
+        calls.append(path)
+        found = real(path, *args, **kwargs)
+        found["n"] = dict(found["n"], help="as papermill read it")
+        return found
+
+    monkeypatch.setattr(papermill, "inspect_notebook", spy)
+    params = {p.name: p for p in tiny.parameters()}
+    assert len(calls) == 1 and params["n"].doc == "as papermill read it"
+    assert params["limit"].doc == "optional cap (None = no cap)"  # papermill skips this line
+
+
+def test_lines_papermill_misreads_fall_back_to_the_syntax_tree():
+    source = ("s: str = 'a#b'  # a hash in a string\n"
+              "cap: float = 0.5  # upper bound (<= 1)\n"
+              "dims: list[int] = [\n    1,\n    2,\n]  # over lines\n")
+    params = {p.name: p for p in parse_parameters(source)}
+    assert params["s"].default == "a#b" and params["s"].doc == "a hash in a string"
+    assert params["cap"].default == 0.5 and params["cap"].doc == "upper bound (<= 1)"
+    assert params["dims"].default == [1, 2] and params["dims"].line == 3
+
+
+def test_book_root_is_cwd_then_environment_then_checkout(tmp_path, monkeypatch):
+    from ncf_vs_mf import config
+
+    checkout = Path(chapters.__file__).resolve().parents[2]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(config.BOOK_ENV, raising=False)
+    assert config.book_root() == checkout
+    monkeypatch.setenv(config.BOOK_ENV, str(tmp_path / "elsewhere"))
+    assert config.book_root() == (tmp_path / "elsewhere").resolve()
+    (tmp_path / "_toc.yml").write_text("root: intro\n")
+    assert config.book_root() == tmp_path.resolve()
+    assert chapters.REPO_ROOT == REPO_ROOT  # the suite runs from the checkout
+
+
 def test_chapter_without_parameters_cell_has_no_parameters(tmp_path):
     path = tmp_path / "plain.md"
     path.write_text(FRONT_MATTER + "\n# Plain\n\n```{code-cell} ipython3\nx = 1\n```\n")
@@ -119,6 +161,7 @@ def test_chapter_without_parameters_cell_has_no_parameters(tmp_path):
     (ParamType("int", is_list=True), "", []),
     (ParamType("float", is_list=True), "0.1,1", [0.1, 1.0]),
     (ParamType("str", is_list=True), "a,b", ["a", "b"]),
+    (ParamType("str", is_list=True), "a, b", ["a", "b"]),
     (ParamType("int", optional=True), "None", None),
     (ParamType("int", optional=True), "7", 7),
     (ParamType("str", optional=True), "None", None),

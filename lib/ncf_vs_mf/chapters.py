@@ -15,17 +15,19 @@ that documents it::
 Supported types are ``int``, ``float``, ``str``, ``bool``, ``list[int]``, ``list[float]``,
 ``list[str]`` and any of them ``| None`` (the kernel evaluates the annotations, so only builtin
 names work: ``typing.Optional`` would need an import, which a parameters cell may not hold).
+Names, types, defaults and comments come from ``papermill.inspect_notebook``; this module checks
+them and converts command-line values. The book (:data:`REPO_ROOT`) is the current directory if
+it has a ``_toc.yml``, else ``$NCF_VS_MF_BOOK``, else this package's checkout (config.book_root).
 
-:func:`run_chapter` validates every override *before* anything is computed, converts the
-chapter to a notebook in a temporary folder (the source file is only read), executes it with
-papermill in the chapter's folder and writes a sanitised ``<output_dir>/<name>.ipynb``:
-deterministic cell ids, no timestamps or durations, no absolute paths in text outputs.
+:func:`run_chapter` checks every override *before* anything runs, executes the chapter with
+papermill (its file is only read) and writes a sanitised ``<output_dir>/<name>.ipynb``;
 :func:`check_executed` tells whether an executed notebook still matches its chapter's code.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import difflib
 import io
@@ -36,19 +38,27 @@ import tempfile
 import tokenize
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from .config import book_root
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
+
+REPO_ROOT = book_root()
 BOOK_DIR = REPO_ROOT / "book"
 TOC_FILE = REPO_ROOT / "_toc.yml"
 DEFAULT_OUTPUT_DIR = REPO_ROOT / "_build" / "executed"
-EXECUTED_DIR = REPO_ROOT / "executed"
 KERNEL_NAME = "python3"
+KERNELSPEC = {"name": KERNEL_NAME, "language": "python", "display_name": "Python 3"}
 
 BASE_TYPES = ("int", "float", "str", "bool")
+PYTHON_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
 NONE_STRINGS = ("None", "none", "null")
 TRUE_STRINGS = ("true", "yes", "on", "1")
 FALSE_STRINGS = ("false", "no", "off", "0")
+LITERAL_ERRORS = (ValueError, TypeError, SyntaxError, MemoryError, RecursionError)
 
 # Directory prefixes of absolute paths (``/work/main/results/``) in text outputs become
 # ``<path>/``. The same regex is the first rule of tests/nbval_sanitize.cfg, and applying it
@@ -73,8 +83,7 @@ class ChapterExecutionError(RuntimeError):
     """A cell of a chapter raised while the chapter was executed."""
 
 
-# --------------------------------------------------------------------------------------------
-# Types and values
+# Types and values ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -89,11 +98,17 @@ class ParamType:
         text = f"list[{self.base}]" if self.is_list else self.base
         return f"{text} | None" if self.optional else text
 
-    def convert(self, value: Any) -> Any:
-        """``value`` (a string from a command line, or a Python value) as this type.
+    @classmethod
+    def parse(cls, text: str) -> ParamType:
+        """The type an annotation's text names (``ValueError`` if unsupported)."""
+        try:
+            node = ast.parse(text.strip(), mode="eval").body
+        except SyntaxError:
+            raise ValueError(f"unsupported type annotation {text!r}") from None
+        return _parse_annotation(node)
 
-        Raises ``ValueError`` with a short reason when it does not fit.
-        """
+    def convert(self, value: Any) -> Any:
+        """``value`` (a command-line string or a Python value) as this type, else ValueError."""
         if value is None:
             if self.optional:
                 return None
@@ -107,75 +122,54 @@ class ParamType:
         return _python_scalar(self.base, value)
 
     def _from_string(self, text: str) -> Any:
-        if self.optional and text.strip() in NONE_STRINGS:
+        """A command-line string as this type (a list as ``16,32`` or ``[16, 32]``)."""
+        stripped = text.strip()
+        if self.optional and stripped in NONE_STRINGS:
             return None
         if not self.is_list:
             return _string_scalar(self.base, text)
-        stripped = text.strip()
-        if stripped.startswith("["):
-            try:
-                items = ast.literal_eval(stripped)
-            except (ValueError, SyntaxError) as exc:
-                raise ValueError(f"not a list literal ({exc.__class__.__name__})") from None
-            if not isinstance(items, (list, tuple)):
-                raise ValueError("not a list literal")
-            return [_python_scalar(self.base, item) for item in items]
-        if not stripped:
-            return []
-        return [_string_scalar(self.base, item.strip()) for item in stripped.split(",")]
+        if not stripped.startswith("["):
+            return [_string_scalar(self.base, item.strip()) for item in stripped.split(",")
+                    ] if stripped else []
+        try:
+            items = ast.literal_eval(stripped)
+        except (ValueError, SyntaxError) as exc:
+            raise ValueError(f"not a list literal ({exc.__class__.__name__})") from None
+        if not isinstance(items, (list, tuple)):
+            raise ValueError("not a list literal")
+        return [_python_scalar(self.base, item) for item in items]
 
 
 def _python_scalar(base: str, value: Any) -> Any:
-    if base == "bool":
-        if isinstance(value, bool):
-            return value
-    elif base == "int":
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif base == "float":
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif base == "str":
-        if isinstance(value, str):
-            return value
+    """A Python value of the base type ``base`` (an int is accepted as a float, a bool is not)."""
+    if isinstance(value, PYTHON_TYPES[base]) and isinstance(value, bool) == (base == "bool"):
+        return float(value) if base == "float" else value
     raise ValueError(f"{value!r} is a {type(value).__name__}, not a {base}")
 
 
 def _string_scalar(base: str, text: str) -> Any:
+    """A command-line string as the base type ``base``."""
+    stripped = text.strip()
     if base == "str":
         return text
-    stripped = text.strip()
-    if base == "int":
-        try:
-            return int(stripped)
-        except ValueError:
-            raise ValueError(f"{text!r} is not an integer") from None
-    if base == "float":
-        try:
-            return float(stripped)
-        except ValueError:
-            raise ValueError(f"{text!r} is not a number") from None
     if base == "bool":
-        if stripped.lower() in TRUE_STRINGS:
-            return True
-        if stripped.lower() in FALSE_STRINGS:
-            return False
+        if stripped.lower() in TRUE_STRINGS + FALSE_STRINGS:
+            return stripped.lower() in TRUE_STRINGS
         raise ValueError(f"{text!r} is not a boolean (use true/false, yes/no, 1/0)")
-    raise AssertionError(base)
+    try:
+        return PYTHON_TYPES[base][-1](stripped)
+    except ValueError:
+        raise ValueError(f"{text!r} is not {'an integer' if base == 'int' else 'a number'}"
+                         ) from None
 
 
 def _check_default(ptype: ParamType, default: Any) -> None:
     """A default must already be a Python value of the declared type (no string parsing)."""
-    if default is None:
-        if not ptype.optional:
-            raise ValueError("None is not allowed (the type is not optional)")
-    elif ptype.is_list:
-        if not isinstance(default, list):
-            raise ValueError(f"{default!r} is not a list")
-        for item in default:
-            _python_scalar(ptype.base, item)
-    else:
-        _python_scalar(ptype.base, default)
+    if isinstance(default, str) and (ptype.base != "str" or ptype.is_list):
+        raise ValueError(f"{default!r} is a str, not a {ptype}")
+    if ptype.is_list and not isinstance(default, list):
+        raise ValueError(f"{default!r} is not a list")
+    ptype.convert(default)
 
 
 def _parse_annotation(node: ast.expr) -> ParamType:
@@ -202,8 +196,7 @@ SUPPORTED_TYPES = ("int, float, str, bool, list[int], list[float], list[str], "
                    "and any of them '| None' (not typing.Optional: the cell cannot import it)")
 
 
-# --------------------------------------------------------------------------------------------
-# Parameters
+# Parameters ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -216,17 +209,65 @@ class Parameter:
     doc: str
     line: int = 0  # line in the parameters cell (1-based)
 
-    def describe(self) -> str:
-        return f"{self.name} ({self.type}, default {self.default!r}): {self.doc}"
+
+@contextlib.contextmanager
+def quiet_papermill() -> Iterator[None]:
+    """Silence papermill's warnings (and its translators') about lines its regex cannot read."""
+    logger = logging.getLogger("papermill")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
-def parse_parameters(source: str, origin: str = "<parameters cell>") -> list[Parameter]:
-    """The parameters declared by the source of a ``parameters`` cell.
+def cell_notebook(source: str) -> NotebookNode:
+    """A Python notebook whose only cell, tagged ``parameters``, holds ``source``."""
+    import nbformat
 
-    Every statement must be ``name: type = literal  # documentation``; anything else (imports,
-    plain assignments, computed defaults, a missing comment) is a :class:`ChapterError` naming
-    ``origin`` and the line.
-    """
+    cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["parameters"]})
+    return nbformat.v4.new_notebook(cells=[cell], metadata={"kernelspec": dict(KERNELSPEC)})
+
+
+def inspect_parameters(nb: NotebookNode) -> dict[str, dict[str, str]]:
+    """``papermill.inspect_notebook`` of a notebook: name -> inferred_type_name, default, help."""
+    import nbformat
+    import papermill
+
+    nb = copy.deepcopy(nb)
+    nb.metadata.setdefault("kernelspec", dict(KERNELSPEC))  # papermill picks its translator
+    with tempfile.TemporaryDirectory(prefix="ncf-vs-mf-inspect-") as tmp, quiet_papermill():
+        path = Path(tmp) / "notebook.ipynb"
+        nbformat.write(nb, path)
+        return papermill.inspect_notebook(str(path))
+
+
+def _declaration(stmt: ast.AnnAssign, source: str, comments: Mapping[int, str],
+                 inspected: Mapping[str, str] | None) -> Mapping[str, str]:
+    """papermill's reading of one declaration, or the syntax tree's where papermill misread it."""
+    # Minimal parsing kept on purpose: papermill gives no line numbers (the errors name one) and
+    # accepts any statement; its line regex also drops `X | None` annotations and every line
+    # with a second '=' (even in the comment, as for 10 of the book's parameters), and cuts a
+    # default at a '#' inside a string. Where papermill has no entry for the name, or read
+    # another default, the syntax tree's annotation, value and trailing comment stand.
+    value = ast.get_source_segment(source, stmt.value) or ast.unparse(stmt.value)
+    if inspected is not None:
+        try:
+            same = ast.literal_eval(inspected["default"]) == ast.literal_eval(value)
+        except LITERAL_ERRORS:
+            same = inspected["default"].strip() == value.strip()
+        if same:
+            return inspected
+    return {"inferred_type_name": ast.unparse(stmt.annotation), "default": value,
+            "help": comments.get(stmt.end_lineno or stmt.lineno, "")}
+
+
+def parse_parameters(source: str, origin: str = "<parameters cell>",
+                     notebook: NotebookNode | None = None) -> list[Parameter]:
+    """A cell's ``name: type = literal  # doc`` lines (papermill inspects ``notebook``), checked."""
+    # Anything else (imports, plain assignments, computed defaults, a missing comment) is a
+    # ChapterError naming ``origin`` and the line. ``notebook`` defaults to one of ``source``.
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
@@ -235,6 +276,7 @@ def parse_parameters(source: str, origin: str = "<parameters cell>") -> list[Par
     for token in tokenize.generate_tokens(io.StringIO(source).readline):
         if token.type == tokenize.COMMENT:
             comments[token.start[0]] = token.string.lstrip("#").strip()
+    inspected = inspect_parameters(notebook if notebook is not None else cell_notebook(source))
 
     parameters: list[Parameter] = []
     seen: set[str] = set()
@@ -249,36 +291,32 @@ def parse_parameters(source: str, origin: str = "<parameters cell>") -> list[Par
         if name in seen:
             raise ChapterError(f"{where}: parameter {name!r} is declared twice")
         seen.add(name)
+        found = _declaration(stmt, source, comments, inspected.get(name))
         try:
-            ptype = _parse_annotation(stmt.annotation)
+            ptype = ParamType.parse(found["inferred_type_name"])
         except ValueError as exc:
             raise ChapterError(f"{where}: parameter {name!r}: {exc}; supported: "
                                f"{SUPPORTED_TYPES}") from None
         try:
-            default = ast.literal_eval(stmt.value)
-        except ValueError:
+            default = ast.literal_eval(found["default"].strip())
+        except LITERAL_ERRORS:
             raise ChapterError(f"{where}: the default of {name!r} must be a literal, found "
-                               f"{ast.unparse(stmt.value)!r}") from None
+                               f"{found['default']!r}") from None
         try:
             _check_default(ptype, default)
         except ValueError as exc:
             raise ChapterError(f"{where}: the default of {name!r} does not match its type "
                                f"{ptype}: {exc}") from None
-        doc = comments.get(stmt.end_lineno or stmt.lineno, "")
-        if not doc:
+        if not found["help"]:
             raise ChapterError(f"{where}: parameter {name!r} needs a trailing '# comment' "
                                "that documents it")
-        parameters.append(Parameter(name, ptype, default, doc, stmt.lineno))
+        parameters.append(Parameter(name, ptype, default, found["help"], stmt.lineno))
     return parameters
 
 
 def convert_parameters(parameters: Iterable[Parameter], values: Mapping[str, Any],
                        chapter: str = "chapter") -> dict[str, Any]:
-    """``values`` checked against ``parameters`` and converted to their types.
-
-    Every problem is collected first, then one :class:`ParameterError` lists them all: unknown
-    names (with the valid names and their types) and values that do not fit their type.
-    """
+    """``values`` converted to their parameters' types; one ParameterError lists every problem."""
     by_name = {p.name: p for p in parameters}
     problems: list[str] = []
     converted: dict[str, Any] = {}
@@ -301,17 +339,15 @@ def convert_parameters(parameters: Iterable[Parameter], values: Mapping[str, Any
     return converted
 
 
-# --------------------------------------------------------------------------------------------
-# Chapters
+# Chapters ------------------------------------------------------------------------------------
 
 
 def _front_matter(text: str) -> dict[str, Any] | None:
+    """The YAML front matter of a markdown text, or None."""
     import yaml
 
-    if not text.startswith("---"):
-        return None
     end = re.search(r"^---\s*$", text[3:], flags=re.MULTILINE)
-    if end is None:
+    if not text.startswith("---") or end is None:
         return None
     try:
         data = yaml.safe_load(text[3:3 + end.start()])
@@ -336,7 +372,7 @@ class Chapter:
     name: str
     path: Path
 
-    def read(self):
+    def read(self) -> NotebookNode:
         """The chapter as an in-memory notebook (nbformat v4); the file is only read."""
         import jupytext
 
@@ -344,25 +380,30 @@ class Chapter:
 
     @property
     def title(self) -> str:
+        """The first level-1 heading, else the name."""
         for line in self.path.read_text(encoding="utf-8").splitlines():
             if line.startswith("# "):
                 return line[2:].strip()
         return self.name
 
-    def parameters_source(self) -> str | None:
-        """Source of the first code cell tagged ``parameters``, or None."""
-        for cell in self.read().cells:
+    def parameters_source(self, nb: NotebookNode | None = None) -> str | None:
+        """Source of the first code cell tagged ``parameters`` (of ``nb``, else read), or None."""
+        for cell in (nb if nb is not None else self.read()).cells:
             if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
                 return cell.source
         return None
 
     def parameters(self) -> list[Parameter]:
-        source = self.parameters_source()
+        """The parameters papermill inspects in the chapter's notebook, checked."""
+        nb = self.read()
+        source = self.parameters_source(nb)
         if source is None:
             return []
-        return parse_parameters(source, origin=f"{self.path.name} (parameters cell)")
+        return parse_parameters(source, origin=f"{self.path.name} (parameters cell)",
+                                notebook=nb)
 
     def code_cells(self) -> list[str]:
+        """The sources of the code cells, in order."""
         return [cell.source for cell in self.read().cells if cell.cell_type == "code"]
 
 
@@ -374,24 +415,22 @@ def toc_files(toc: str | os.PathLike = TOC_FILE) -> list[str]:
     found: list[str] = []
 
     def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key in ("root", "file"):
-                if isinstance(node.get(key), str):
-                    found.append(re.sub(r"\.(md|ipynb)$", "", node[key]))
-            for key in ("parts", "chapters", "sections"):
-                for child in node.get(key) or []:
-                    walk(child)
-        elif isinstance(node, list):
+        """Collect the documents under ``node``."""
+        if isinstance(node, list):
             for child in node:
                 walk(child)
+        elif isinstance(node, dict):
+            found.extend(re.sub(r"\.(md|ipynb)$", "", node[key]) for key in ("root", "file")
+                         if isinstance(node.get(key), str))
+            for key in ("parts", "chapters", "sections"):
+                walk(node.get(key) or [])
 
     walk(data)
     return found
 
 
 def find_chapters(book_dir: str | os.PathLike = BOOK_DIR) -> list[Chapter]:
-    """Chapter notebooks in ``book_dir``: those in the table of contents first (in its order),
-    then any others alphabetically. Plain markdown pages are not chapters."""
+    """The notebooks (not plain pages) of ``book_dir``: the table of contents' order, then a-z."""
     book_dir = Path(book_dir)
     toc = book_dir.parent / "_toc.yml"
     order: dict[str, int] = {}
@@ -404,18 +443,13 @@ def find_chapters(book_dir: str | os.PathLike = BOOK_DIR) -> list[Chapter]:
 
 
 def book_chapters(root: str | os.PathLike = REPO_ROOT) -> list[Chapter]:
-    """The chapter notebooks listed in ``<root>/_toc.yml``, in reading order (the book's
-    chapters; plain markdown pages and notebooks not in the table of contents are left out)."""
+    """The notebooks listed in ``<root>/_toc.yml`` (not plain pages), in reading order."""
     root = Path(root)
     toc = root / "_toc.yml"
     if not toc.is_file():
         return []
-    found = []
-    for entry in toc_files(toc):
-        path = root / f"{entry}.md"
-        if is_notebook(path):
-            found.append(Chapter(path.stem, path.resolve()))
-    return found
+    paths = [root / f"{entry}.md" for entry in toc_files(toc)]
+    return [Chapter(path.stem, path.resolve()) for path in paths if is_notebook(path)]
 
 
 def resolve_chapter(spec: str | os.PathLike | Chapter,
@@ -424,10 +458,7 @@ def resolve_chapter(spec: str | os.PathLike | Chapter,
     if isinstance(spec, Chapter):
         return spec
     text = str(spec)
-    candidates = [Path(text)]
-    stem = Path(text).name.removesuffix(".md")
-    candidates.append(Path(book_dir) / f"{stem}.md")
-    for path in candidates:
+    for path in (Path(text), Path(book_dir) / f"{Path(text).name.removesuffix('.md')}.md"):
         if path.suffix == ".md" and path.is_file():
             if not is_notebook(path):
                 raise ChapterError(f"{path} is not a jupytext notebook (no jupytext/kernelspec "
@@ -444,8 +475,7 @@ def validate_parameters(chapter: str | os.PathLike | Chapter,
     return convert_parameters(chapter.parameters(), values, chapter=chapter.name)
 
 
-# --------------------------------------------------------------------------------------------
-# Running and sanitising
+# Running and sanitising ----------------------------------------------------------------------
 
 
 def sanitize_text(text: str) -> str:
@@ -454,6 +484,7 @@ def sanitize_text(text: str) -> str:
 
 
 def _sanitize_value(value: Any) -> Any:
+    """A text output (string or list of strings) sanitised; anything else unchanged."""
     if isinstance(value, str):
         return sanitize_text(value)
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
@@ -461,18 +492,14 @@ def _sanitize_value(value: Any) -> Any:
     return value
 
 
-def sanitize_notebook(nb, chapter: Chapter | None = None,
-                      parameters: Mapping[str, Any] | None = None):
-    """A copy of an executed notebook that is the same whenever and wherever it was run.
-
-    Drops papermill's and nbclient's timestamps and durations (notebook and cell metadata),
-    jupytext's pairing metadata, numbers cells ``cell-0, cell-1, ...`` instead of random ids,
-    renumbers execution counts from 1, and replaces absolute paths in text outputs.
-    """
+def sanitize_notebook(nb: NotebookNode, chapter: Chapter | None = None,
+                      parameters: Mapping[str, Any] | None = None) -> NotebookNode:
+    """A copy of an executed notebook that is the same whenever and wherever it was run."""
+    # No timestamps, durations or jupytext pairing; ids cell-0, cell-1, ...; execution counts
+    # from 1; absolute paths in text outputs replaced.
     nb = copy.deepcopy(nb)
-    nb.metadata.pop("papermill", None)
-    nb.metadata.pop("jupytext", None)
-    nb.metadata.pop("widgets", None)
+    for key in ("papermill", "jupytext", "widgets"):
+        nb.metadata.pop(key, None)
     papermill_meta: dict[str, Any] = {"parameters": dict(parameters or {})}
     if chapter is not None:
         try:
@@ -509,15 +536,10 @@ def run_chapter(chapter: str | os.PathLike | Chapter,
                 output_dir: str | os.PathLike = DEFAULT_OUTPUT_DIR,
                 cwd: str | os.PathLike | None = None, *,
                 timeout: int | None = None, kernel_name: str = KERNEL_NAME) -> Path:
-    """Execute a chapter with papermill and write ``<output_dir>/<name>.ipynb``.
-
-    ``parameters`` maps parameter names to values, either Python values or strings as typed on
-    a command line (``"16,32"`` or ``"[16, 32]"`` for a list, ``"None"`` for an optional). All
-    of them are validated and converted before the kernel starts. Only the overrides given go
-    into papermill's injected cell; with none the notebook runs exactly as written. The kernel
-    runs in ``cwd`` (default: the chapter's folder, ``book/``); ``timeout`` limits each cell
-    (seconds, default none). The chapter file is never written to. Returns the output path.
-    """
+    """Execute a chapter with papermill, write and return ``<output_dir>/<name>.ipynb``."""
+    # ``parameters``: Python values or command-line strings (``16,32``, ``None``), all checked
+    # before the kernel starts; only these go into papermill's injected cell. ``cwd``: the
+    # kernel's folder (default: the chapter's); ``timeout``: seconds per cell.
     import nbformat
     import papermill
 
@@ -529,27 +551,19 @@ def run_chapter(chapter: str | os.PathLike | Chapter,
     with tempfile.TemporaryDirectory(prefix="ncf-vs-mf-run-") as tmp:
         source = Path(tmp) / f"{chapter.name}.ipynb"
         nbformat.write(nb, source)
-        # papermill's own parameter inference cannot read annotations like ``int | None``
-        # and warns that such parameters are unknown; they were validated above.
-        quiet = [logging.getLogger(n) for n in ("papermill", "papermill.translators")]
-        levels = [logger.level for logger in quiet]
-        for logger in quiet:
-            logger.setLevel(logging.ERROR)
         try:
-            executed = papermill.execute_notebook(
-                str(source), str(Path(tmp) / "executed.ipynb"), parameters=values,
-                kernel_name=kernel_name, progress_bar=False, log_output=False,
-                request_save_on_cell_execute=False,
-                cwd=str(Path(cwd) if cwd is not None else chapter.path.parent),
-                execution_timeout=timeout)
+            with quiet_papermill():
+                executed = papermill.execute_notebook(
+                    str(source), str(Path(tmp) / "executed.ipynb"), parameters=values,
+                    kernel_name=kernel_name, progress_bar=False, log_output=False,
+                    request_save_on_cell_execute=False,
+                    cwd=str(Path(cwd) if cwd is not None else chapter.path.parent),
+                    execution_timeout=timeout)
         except papermill.PapermillExecutionError as exc:
             trace = _ANSI_RE.sub("", "\n".join(exc.traceback or []))
             raise ChapterExecutionError(
                 f"chapter {chapter.name} failed in cell {exc.exec_count}: {exc.ename}: "
                 f"{exc.evalue}\n{trace}") from None
-        finally:
-            for logger, level in zip(quiet, levels):
-                logger.setLevel(level)
     executed = sanitize_notebook(executed, chapter, values)
     output_dir.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
@@ -560,11 +574,7 @@ def run_chapter(chapter: str | os.PathLike | Chapter,
 
 def check_executed(chapter: str | os.PathLike | Chapter,
                    executed: str | os.PathLike) -> list[str]:
-    """Differences between the code cells of an executed notebook and its chapter's source.
-
-    Cells papermill injected (tag ``injected-parameters``) are ignored. Returns one message per
-    problem; an empty list means the executed notebook was made from the current chapter.
-    """
+    """How an executed notebook's code cells (but the injected one) differ from its chapter's."""
     import nbformat
 
     chapter = resolve_chapter(chapter)
@@ -588,28 +598,3 @@ def check_executed(chapter: str | os.PathLike | Chapter,
     if problems:
         problems.append(f"regenerate it with: ncf-vs-mf run {chapter.name} -o {executed.parent}")
     return problems
-
-
-def describe_chapters(chapters: Iterable[Chapter]) -> str:
-    """A plain-text listing of chapters and their parameters (for ``ncf-vs-mf chapters``)."""
-    lines: list[str] = []
-    for chapter in chapters:
-        try:
-            rel = chapter.path.relative_to(REPO_ROOT).as_posix()
-        except ValueError:
-            rel = str(chapter.path)
-        lines.append(f"{chapter.name}  ({rel}): {chapter.title}")
-        try:
-            params = chapter.parameters()
-        except ChapterError as exc:
-            lines.append(f"    ! {exc}")
-            continue
-        if not params:
-            lines.append("    (no parameters)")
-        width = max((len(p.name) for p in params), default=0)
-        type_width = max((len(str(p.type)) for p in params), default=0)
-        for p in params:
-            lines.append(f"    {p.name:<{width}}  {str(p.type):<{type_width}}  "
-                         f"= {p.default!r}  # {p.doc}")
-        lines.append("")
-    return "\n".join(lines).rstrip() + "\n"

@@ -16,7 +16,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+
+if TYPE_CHECKING:
+    from .chapters import Chapter
 
 # "module:function" of every registrar, in the order their subcommands are listed in --help.
 SUBCOMMANDS: list[str] = [
@@ -31,6 +34,7 @@ from .errors import UsageError  # noqa: E402  (re-exported: registrars raise it)
 
 
 def _parameter_pair(parser: argparse.ArgumentParser) -> None:
+    """Add the repeatable ``-p NAME VALUE`` option."""
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                         metavar=("NAME", "VALUE"),
                         help="override a chapter parameter (repeatable); lists as 16,32 or "
@@ -38,6 +42,7 @@ def _parameter_pair(parser: argparse.ArgumentParser) -> None:
 
 
 def _chapters_command(args: argparse.Namespace) -> int:
+    """``ncf-vs-mf chapters``: list the chapters, or only their names."""
     from . import chapters
 
     if args.list_names:
@@ -50,11 +55,39 @@ def _chapters_command(args: argparse.Namespace) -> int:
     if not found:
         print(f"no chapters found in {chapters.BOOK_DIR}")
         return 0
-    sys.stdout.write(chapters.describe_chapters(found))
+    sys.stdout.write(describe_chapters(found))
     return 0
 
 
+def describe_chapters(found: Iterable[Chapter]) -> str:
+    """A plain-text listing of chapters and their parameters (for ``ncf-vs-mf chapters``)."""
+    from .chapters import REPO_ROOT, ChapterError
+
+    lines: list[str] = []
+    for chapter in found:
+        try:
+            rel = chapter.path.relative_to(REPO_ROOT).as_posix()
+        except ValueError:
+            rel = str(chapter.path)
+        lines.append(f"{chapter.name}  ({rel}): {chapter.title}")
+        try:
+            params = chapter.parameters()
+        except ChapterError as exc:
+            lines.append(f"    ! {exc}")
+            continue
+        if not params:
+            lines.append("    (no parameters)")
+        width = max((len(p.name) for p in params), default=0)
+        type_width = max((len(str(p.type)) for p in params), default=0)
+        for p in params:
+            lines.append(f"    {p.name:<{width}}  {str(p.type):<{type_width}}  "
+                         f"= {p.default!r}  # {p.doc}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def _run_command(args: argparse.Namespace) -> int:
+    """``ncf-vs-mf run``: check the overrides, then execute the chapter."""
     from . import chapters
 
     chapter = chapters.resolve_chapter(args.chapter)
@@ -79,7 +112,8 @@ def add_chapter_commands(subparsers: argparse._SubParsersAction) -> None:
     listing = subparsers.add_parser(
         "chapters", help="list the chapters and their parameters",
         description="List the book's chapter notebooks with their parameters: name, type, "
-                    "default and what each one does.")
+                    "default and what each one does. The book is the current directory if it "
+                    "has a _toc.yml, else $NCF_VS_MF_BOOK, else this package's checkout.")
     listing.add_argument("names", nargs="*", metavar="CHAPTER",
                          help="only these chapters (name or book/<name>.md)")
     listing.add_argument("--names", dest="list_names", action="store_true",
@@ -117,11 +151,13 @@ def _positive_int(text: str) -> int:
 
 
 def _load(spec: str) -> Callable[[argparse._SubParsersAction], None]:
+    """The registrar a ``module:function`` spec names."""
     module, _, function = spec.partition(":")
     return getattr(importlib.import_module(module), function)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser with every registrar's subcommands."""
     parser = argparse.ArgumentParser(
         prog="ncf-vs-mf",
         description="Companion to 'Neural Collaborative Filtering vs. Matrix Factorization "
@@ -133,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; usage errors exit 2, failing chapters 1."""
     from .chapters import ChapterError, ChapterExecutionError, ParameterError
     from .data import DataError
     from .results import TableError

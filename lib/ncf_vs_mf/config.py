@@ -6,7 +6,10 @@ line, a machine or a test can redirect each one:
 * ``NCF_VS_MF_RESULTS``: the committed result tables the chapters read (default: ``results/``
   of the git checkout holding the package, else ``./results``);
 * ``NCF_VS_MF_RUNS``: the run store ``reproduce`` writes to (default ``./runs``, ignored by git);
-* ``NCF_VS_MF_CACHE``: downloads, derived splits and checksum pins (default: the per-user cache).
+* ``NCF_VS_MF_CACHE``: downloads, derived splits and checksum pins (default: the per-user cache);
+* ``NCF_VS_MF_BOOK``: the Jupyter Book (``_toc.yml``, ``book/``) the chapters come from. Unlike
+  the others, a ``_toc.yml`` in the current directory wins over it; without either, the checkout
+  holding the package (so an editable install finds its own book).
 
 ``source_root()`` is the checkout holding this package's code: what provenance describes.
 """
@@ -21,6 +24,8 @@ from pathlib import Path
 RESULTS_ENV = "NCF_VS_MF_RESULTS"
 RUNS_ENV = "NCF_VS_MF_RUNS"
 CACHE_ENV = "NCF_VS_MF_CACHE"
+BOOK_ENV = "NCF_VS_MF_BOOK"
+TOC_NAME = "_toc.yml"
 
 
 def _git_toplevel(folder: Path) -> Path | None:
@@ -62,3 +67,14 @@ def cache_dir() -> Path:
     import pooch
 
     return Path(pooch.os_cache("ncf-vs-mf"))
+
+
+def book_root() -> Path:
+    """Root of the book: ``./_toc.yml``'s folder, else ``$NCF_VS_MF_BOOK``, else the checkout."""
+    here = Path.cwd()
+    if (here / TOC_NAME).is_file():
+        return here.resolve()
+    if os.environ.get(BOOK_ENV):
+        return Path(os.environ[BOOK_ENV]).expanduser().resolve()
+    # The source tree as in an editable install: lib/ncf_vs_mf/config.py -> the checkout.
+    return Path(__file__).resolve().parents[2]
