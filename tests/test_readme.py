@@ -25,10 +25,7 @@ def section3():
 
 @pytest.fixture(scope="module")
 def ncf_numbers(section3):
-    mf_versus_ncf = summaries.versus_published(
-        section3.mf, section3.ncf.rename(columns={"dim": "embedding_dim"}), label="ncf")
-    ncf_versus = summaries.ncf_versus_published(section3.ncf, section3.published)
-    return summaries.ncf_prose_numbers(mf_versus_ncf, ncf_versus, section3.ncf_runs)
+    return summaries.section3_ncf_numbers(section3)
 
 
 def _numbers(pattern: str) -> list[float]:

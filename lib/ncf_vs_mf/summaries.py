@@ -382,3 +382,12 @@ def _our_row(row: pd.Series, name: str, source: str) -> dict:
     return {"model": name, "hr10": row["hr10"], "hr10_ci95": row["hr10_ci95"],
             "ndcg10": row["ndcg10"], "ndcg10_ci95": row["ndcg10_ci95"],
             "seeds": int(row["seeds"]), "source": source}
+
+
+def section3_ncf_numbers(results: Section3Results) -> dict[str, float | int]:
+    """:func:`ncf_prose_numbers` straight from a :class:`Section3Results` (the comparisons
+    with our MF and with He et al.'s numbers built on the way)."""
+    mf_versus_ncf = versus_published(
+        results.mf, results.ncf.rename(columns={"dim": "embedding_dim"}), label="ncf")
+    ncf_versus = ncf_versus_published(results.ncf, results.published)
+    return ncf_prose_numbers(mf_versus_ncf, ncf_versus, results.ncf_runs)

@@ -7,12 +7,15 @@ reproduced" otherwise. The results page and the concluding page show the same ve
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 __all__ = ["LEARNED", "Verdict", "verdict_word", "mf_versus", "dot_beats_learned",
-           "dot_products_serve", "mlp_struggles", "gmf_ignores_l2"]
+           "dot_products_serve", "mlp_struggles", "gmf_ignores_l2", "Evidence", "load_evidence"]
 
 # The learned similarities of Section 3 (GMF is a weighted dot product, not one of them).
 LEARNED = ("MLP", "NeuMF (no pre-training)", "NeuMF (pre-trained)",
@@ -106,3 +109,33 @@ def gmf_ignores_l2(key: dict) -> dict:
     weight vector absorbs the penalty. One comparison: the two HR@10 ranges."""
     holds = int(key["gmf_hr10_range"] < key["mf_hr10_range"])
     return {"verdict": Verdict(verdict_word(holds, 1), holds, 1)}
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything the verdicts rest on, loaded once: Section 3's results and the key numbers
+    of Sections 3.3.3, 4 and 5."""
+
+    section3: Any
+    gmf: dict
+    mlp_dot: dict
+    serving: dict
+    serving_record: dict
+    mlp_runs: pd.DataFrame
+
+
+def load_evidence(section3_dir: str | Path, gmf_dir: str | Path, mlp_dot_dir: str | Path,
+                  serving_file: str | Path) -> Evidence:
+    """Read the committed tables and the serving record behind the results page."""
+    from .. import dot_learning, summaries
+    from . import gmf_regularization, mlp_dot
+    from . import serving as serving_report
+
+    record = json.loads(Path(serving_file).read_text(encoding="utf-8"))
+    mlp_runs, _ = dot_learning.read_tables(mlp_dot_dir)
+    return Evidence(section3=summaries.section3_results(section3_dir),
+                    gmf=gmf_regularization.key_numbers(
+                        pd.read_csv(Path(gmf_dir) / "gmf_reg_runs.csv")),
+                    mlp_dot=mlp_dot.key_numbers(mlp_runs),
+                    serving=serving_report.key_numbers(record), serving_record=record,
+                    mlp_runs=mlp_runs)
