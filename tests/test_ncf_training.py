@@ -9,7 +9,6 @@ import contextlib
 import dataclasses
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from scipy import stats
@@ -18,9 +17,9 @@ from ncf_vs_mf.data import synthetic_split, tuning_split
 from ncf_vs_mf.evaluation import SampledEvaluator
 from ncf_vs_mf.models import EmbeddingModel
 from ncf_vs_mf import ncf_training
+from ncf_vs_mf.ncf_protocol import RunTask, execute_run, pack_states, run_protocol, unpack_states
 from ncf_vs_mf.ncf_training import (
-    ComponentStore, FamilyPlan, NCFConfig, NegativeSampler, build_model, evaluate_model,
-    execute_run, fit, resolve_device, run_family, run_protocol, select_epoch,
+    NCFConfig, NegativeSampler, build_model, evaluate_model, fit, resolve_device, select_epoch,
 )
 
 TIMING = {"seconds", "examples_per_second", "pretrain_seconds", "train_seconds"}
@@ -49,9 +48,12 @@ def tuning(split):
 
 @pytest.fixture(scope="module")
 def pretrained_run(split, tuning):
-    """GMF, MLP and pre-trained NeuMF (SGD) of one k and seed, 3 epochs each."""
-    return run_family(split, tuning, ["GMF", "MLP", "NeuMF-pretrained"], k=4, seed=0,
-                      config=NCFConfig(epochs=3, device="cpu"))
+    """GMF, MLP and pre-trained NeuMF (SGD, from those two) of one k and seed, 3 epochs each."""
+    config = NCFConfig(epochs=3, device="cpu")
+    gmf, mlp = (run_protocol(split, tuning, m, 4, seed=0, config=config) for m in ("GMF", "MLP"))
+    neumf = run_protocol(split, tuning, "NeuMF-pretrained", 4, seed=0, config=config,
+                         components={"GMF": gmf, "MLP": mlp})
+    return gmf, mlp, neumf
 
 
 def _without_timing(row: dict) -> dict:
@@ -286,274 +288,39 @@ def test_pretrained_neumf_starts_from_the_selected_components(split, tuning, pre
     assert differs == any(r["phase"] == "test-ncf-components" for r in neumf.curves)
 
 
-def test_family_components_equal_standalone_runs(split, tuning, pretrained_run):
-    standalone = run_protocol(split, tuning, "GMF", 4, seed=0, config=NCFConfig(epochs=3))
-    assert _without_timing(standalone.row) == _without_timing(pretrained_run[0].row)
+def test_pretrained_neumf_trains_its_own_components_when_none_are_given(split, tuning,
+                                                                       pretrained_run):
+    """Without components, run_protocol trains GMF and MLP itself with the seeds they have
+    alone: the same fine-tuning, the same row and curves."""
+    alone = run_protocol(split, tuning, "NeuMF-pretrained", 4, seed=0,
+                         config=NCFConfig(epochs=3, device="cpu"))
+    expected = pretrained_run[2]
+    assert _without_timing(alone.row) == _without_timing(expected.row)
+    assert _curves_without_timing(alone.curves) == _curves_without_timing(expected.curves)
 
 
-def _drain(plan) -> list:
-    """Every run the plan hands out now, without finishing any."""
-    tasks = []
-    while (task := plan.next_task()) is not None:
-        tasks.append(task)
-    return tasks
-
-
-def test_a_family_plan_hands_out_runs_as_their_inputs_exist(split, tuning):
-    """Pre-trained NeuMF's validation run waits for both components' validation runs only;
-    its test run for their whole protocol; a test run started before its validation run ends
-    keeps every epoch, one started after keeps the selected epoch."""
+def test_a_test_run_keeps_the_states_asked_for(split, tuning):
     config = NCFConfig(epochs=2, device="cpu")
-    plan = FamilyPlan(["NeuMF-pretrained"], k=2, seed=0, config=config)
-    first = _drain(plan)
-    assert [(t.model, t.phase) for t in first] == [
-        ("GMF", "validation"), ("GMF", "test"), ("MLP", "validation"), ("MLP", "test")]
-    assert all(t.keep == (0, 1, 2) for t in first if t.phase == "test")
-    run = {(t.model, t.phase): execute_run(t, split, tuning, config, max_batches=10)
-           for t in first}
-    assert plan.done(first[0], run["GMF", "validation"]) == []
-    assert plan.next_task() is None  # the MLP validation run is still missing
-    assert plan.done(first[2], run["MLP", "validation"]) == []
-    [neumf_validation] = _drain(plan)
-    assert (neumf_validation.model, neumf_validation.phase) == ("NeuMF-pretrained", "validation")
-    for state, part in zip(neumf_validation.init, ("GMF", "MLP")):
-        assert state is run[part, "validation"].best_state
-    [gmf] = plan.done(first[1], run["GMF", "test"])
-    assert gmf.model == "GMF" and plan.next_task() is None  # the test run waits for the MLP
-    [mlp] = plan.done(first[3], run["MLP", "test"])
-    rest = _drain(plan)
-    same = all(part.row["epoch_test_selected"] == part.row["epochs_selected"]
-               for part in (gmf, mlp))
-    assert [t.phase for t in rest] == ["test"] + ([] if same else ["test-ncf-components"])
-    assert rest[0].init == (gmf.states["test@selected"], mlp.states["test@selected"])
-    with pytest.raises(ValueError, match="not handed out"):
-        plan.done(first[0], run["GMF", "validation"])
-
-    sequential = FamilyPlan(["GMF"], k=2, seed=0, config=config)
-    validation = sequential.next_task()
-    sequential.done(validation, execute_run(validation, split, tuning, config, max_batches=10))
-    test = sequential.next_task()
-    assert test.phase == "test" and test.keep == (select_epoch(run["GMF", "validation"].rows),)
+    run = execute_run(RunTask("GMF", 2, 0, "test", keep=(0, 2)), split, tuning, config,
+                      max_batches=10)
+    assert sorted(run.states) == [0, 2] and len(run.rows) == 3
 
 
-def test_runs_in_any_order_give_the_sequential_result(split, tuning, pretrained_run):
-    """Runs handed out all at once and finished in reverse order (as parallel processes may)
-    give exactly the rows and curves of the sequential protocol."""
-    config = NCFConfig(epochs=3, device="cpu")
-    plan = FamilyPlan(["GMF", "MLP", "NeuMF-pretrained"], k=4, seed=0, config=config)
-    results = {}
-    while not plan.finished:
-        tasks = _drain(plan)
-        fits = [execute_run(t, split, tuning, config) for t in tasks]
-        for task, fit_result in reversed(list(zip(tasks, fits))):
-            results.update({r.model: r for r in plan.done(task, fit_result)})
-    for expected in pretrained_run:
-        got = results[expected.model]
-        assert _without_timing(got.row) == _without_timing(expected.row)
-        assert _curves_without_timing(got.curves) == _curves_without_timing(expected.curves)
+def test_packed_states_round_trip_exactly(pretrained_run):
+    gmf = pretrained_run[0]
+    states = unpack_states(pack_states(gmf))
+    assert sorted(states) == sorted(gmf.states)
+    for which, state in gmf.states.items():
+        assert all(torch.equal(state[name], states[which][name]) for name in state)
 
 
-def test_a_failing_run_abandons_only_its_family(split, tuning):
-    """In a pool, the family whose run fails gets no further runs; the others finish."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from ncf_vs_mf.ncf_training import run_plans
-
-    config = NCFConfig(epochs=1, device="cpu")
-    plans = [FamilyPlan(["MLP"], k=2, seed=1, config=config),
-             FamilyPlan(["GMF"], k=2, seed=0, config=config)]
-    ran, results, errors = [], [], []
-
-    def execute(task):
-        ran.append((task.model, task.phase))
-        if task.model == "MLP" and task.phase == "test":
-            raise RuntimeError("out of memory")
-        return execute_run(task, split, tuning, config, max_batches=5)
-
-    with ThreadPoolExecutor(1) as pool:  # one at a time: the order is fixed
-        run_plans(plans, execute, pool=pool, slots=1,
-                  on_result=lambda plan, result: results.append(result.model),
-                  on_error=lambda plan, error: errors.append((plan.models, str(error))))
-    assert ran == [("MLP", "validation"), ("MLP", "test"), ("GMF", "validation"),
-                   ("GMF", "test")]
-    assert results == ["GMF"] and errors == [(["MLP"], "out of memory")]
-    with pytest.raises(RuntimeError, match="out of memory"):  # without on_error: raised
-        run_plans([FamilyPlan(["MLP"], k=2, seed=1, config=config)], execute)
-
-
-def test_components_must_match_the_plan(split, tuning, pretrained_run):
+def test_components_must_match_the_model(split, tuning, pretrained_run):
     gmf = pretrained_run[0]
     with pytest.raises(ValueError, match="k=8, seed=0.*GMF k=4"):
-        FamilyPlan(["NeuMF-pretrained"], k=8, seed=0, components={"GMF": gmf})
+        run_protocol(split, tuning, "NeuMF-pretrained", 8, seed=0, components={"GMF": gmf})
     with pytest.raises(ValueError, match="'NeuMF'"):
-        FamilyPlan(["NeuMF-pretrained"], k=4, seed=0, components={"NeuMF": gmf})
-
-
-# ----------------------------------------------------------------------------- grid
-
-
-def test_reproduce_ncf_writes_resumable_tables(tmp_path):
-    from ncf_vs_mf.reproduce import NCF_KEY, reproduce_ncf
-
-    threads = 3  # not the runs' own setting (1): restoring it is then visible
-    torch.set_num_threads(threads)
-    kwargs = dict(dataset="synthetic", models=["GMF", "NeuMF-pretrained"], factors=[2],
-                  seeds=[0], epochs=1, jobs=1, max_batches=20, out=tmp_path)
-    runs = reproduce_ncf(**kwargs)
-    assert sorted(runs["model"]) == ["GMF", "NeuMF-pretrained"]
-    required = {"dataset", "model", "dim", "predictive_factor", "seed", "epochs_selected",
-                "hr10", "ndcg10", "hr10_test_selected", "ndcg10_test_selected", "seconds",
-                "run_id"}
-    assert required <= set(runs.columns) and set(NCF_KEY) <= set(runs.columns)
-    assert runs.set_index("model").loc["NeuMF-pretrained", "dim"] == 6
-    curves = pd.read_csv(tmp_path / "ncf_curves.csv")
-    assert {"validation", "test"} <= set(curves["phase"])
-    assert (tmp_path / "ncf_runs.provenance.json").exists()
-    again = reproduce_ncf(**kwargs)  # resumes: nothing left to run
-    assert len(again) == 2 and set(again["run_id"]) == set(runs["run_id"])
-    assert torch.get_num_threads() == threads  # in-process runs restore the thread setting
-    torch.set_num_threads(1)
-
-
-def test_a_family_stopped_midway_keeps_its_finished_models(tmp_path, monkeypatch, capsys):
-    """A requested MLP is trained first (before the GMF needed only for pre-training) and saved
-    the moment it is done: a failure in the family's pre-trained NeuMF loses only that model,
-    and the rerun trains only it."""
-    from ncf_vs_mf import ncf_training
-    from ncf_vs_mf.reproduce import reproduce_ncf
-
-    real = ncf_training.execute_run
-    done = []
-
-    def failing_neumf(task, *args, **kwargs):
-        if task.model == "NeuMF-pretrained":
-            raise RuntimeError("stopped")
-        done.append((task.model, task.phase))
-        return real(task, *args, **kwargs)
-
-    kwargs = dict(dataset="synthetic", models=["MLP", "NeuMF-pretrained"], factors=[2],
-                  seeds=[0], epochs=1, jobs=1, max_batches=20, out=tmp_path)
-    monkeypatch.setattr(ncf_training, "execute_run", failing_neumf)
-    with pytest.raises(RuntimeError, match="1 NCF family failed"):
-        reproduce_ncf(**kwargs)
-    # GMF trained for pre-training only: not a result row
-    assert done == [("MLP", "validation"), ("MLP", "test"), ("GMF", "validation"),
-                    ("GMF", "test")]
-    log = capsys.readouterr().out
-    assert "done synthetic MLP k=2 (d=4) seed=0" in log and "FAILED" in log
-    first = pd.read_csv(tmp_path / "ncf_runs.csv")
-    assert list(first["model"]) == ["MLP"]
-    assert set(pd.read_csv(tmp_path / "ncf_curves.csv")["model"]) == {"MLP"}
-    stored = sorted(p.name.split("_")[0] for p in (tmp_path / "components").glob("*.pt"))
-    assert stored == ["GMF", "MLP"]
-    done.clear()
-
-    def counting(task, *args, **kwargs):
-        done.append(task.model)
-        return real(task, *args, **kwargs)
-
-    monkeypatch.setattr(ncf_training, "execute_run", counting)
-    again = reproduce_ncf(**kwargs)
-    assert set(done) == {"NeuMF-pretrained"}  # GMF and MLP come from components/, not retrained
-    assert sorted(again["model"]) == ["MLP", "NeuMF-pretrained"]
-    mlp = again[again["model"] == "MLP"]
-    assert len(mlp) == 1 and mlp["run_id"].item() == first["run_id"].item()
-    torch.set_num_threads(1)
+        run_protocol(split, tuning, "NeuMF-pretrained", 4, seed=0, components={"NeuMF": gmf})
 
 
 def _curves_without_timing(curves: list[dict]) -> list[dict]:
     return [_without_timing(row) for row in curves]
-
-
-def test_stored_components_give_the_same_pretrained_neumf(split, tuning, pretrained_run,
-                                                          tmp_path, monkeypatch):
-    """Components saved by one family and loaded by the next give a pre-trained NeuMF equal to
-    the one built from freshly trained components, without training GMF or MLP again."""
-    from ncf_vs_mf import ncf_training
-
-    config = NCFConfig(epochs=3, device="cpu")
-    store = ComponentStore(tmp_path, split, tuning, config)
-    first = run_family(split, tuning, ["GMF", "MLP"], k=4, seed=0, config=config, store=store)
-    assert sorted(p.name.split("_")[0] for p in tmp_path.glob("*.pt")) == ["GMF", "MLP"]
-    real = ncf_training.execute_run
-    trained = []
-
-    def counting(task, *args, **kwargs):
-        trained.append(task.model)
-        return real(task, *args, **kwargs)
-
-    monkeypatch.setattr(ncf_training, "execute_run", counting)
-    again = ComponentStore(tmp_path, split, tuning, config)  # as a new process would build it
-    [neumf] = run_family(split, tuning, ["NeuMF-pretrained"], k=4, seed=0, config=config,
-                         store=again)
-    assert set(trained) == {"NeuMF-pretrained"}
-    expected = pretrained_run[2]
-    assert _without_timing(neumf.row) == _without_timing(expected.row)
-    assert _curves_without_timing(neumf.curves) == _curves_without_timing(expected.curves)
-    loaded = again.load("GMF", 4, 0)
-    assert _without_timing(loaded.row) == _without_timing(first[0].row)
-    assert _curves_without_timing(loaded.curves) == _curves_without_timing(first[0].curves)
-    for which, state in first[0].states.items():
-        assert all(torch.equal(state[name], loaded.states[which][name]) for name in state)
-
-
-def test_components_of_other_settings_or_data_are_not_used(split, tuning, tmp_path):
-    config = NCFConfig(epochs=1, device="cpu")
-    store = ComponentStore(tmp_path, split, tuning, config)
-    run_family(split, tuning, ["GMF"], k=2, seed=0, config=config, store=store)
-    assert store.load("GMF", 2, 0) is not None
-    assert store.load("GMF", 2, 1) is None and store.load("GMF", 4, 0) is None
-    assert ComponentStore(tmp_path, split, tuning, NCFConfig(epochs=2)).load("GMF", 2, 0) is None
-    other = dataclasses.replace(split, train_items=split.train_items[::-1].copy())
-    assert ComponentStore(tmp_path, other, tuning, config).load("GMF", 2, 0) is None
-    # settings that only pre-trained NeuMF reads do not invalidate its components
-    mixed = dataclasses.replace(config, alpha=0.3, finetune_lr=0.01)
-    assert ComponentStore(tmp_path, split, tuning, mixed).load("GMF", 2, 0) is not None
-
-
-def test_an_unreadable_component_file_is_named(split, tuning, tmp_path):
-    config = NCFConfig(epochs=1, device="cpu")
-    store = ComponentStore(tmp_path, split, tuning, config)
-    path = store.path("GMF", 2, 0)
-    path.write_bytes(b"not a checkpoint")
-    with pytest.raises(RuntimeError, match=f"{path.name}.*delete the file"):
-        store.load("GMF", 2, 0)
-
-
-def test_ncf_jobs_run_cheap_cells_first_and_keep_families_together():
-    from ncf_vs_mf.reproduce import _ncf_jobs
-
-    cells = [{"model": m, "predictive_factor": k, "seed": s}
-             for s in (0, 1) for k in (64, 8) for m in ("GMF", "MLP", "NeuMF", "NeuMF-pretrained")]
-    jobs = _ncf_jobs(cells)
-    assert [(j[0]["predictive_factor"], j[0]["seed"], len(j)) for j in jobs] == [
-        (8, 0, 3), (8, 0, 1), (8, 1, 3), (8, 1, 1), (64, 0, 3), (64, 0, 1), (64, 1, 3), (64, 1, 1)]
-    assert {c["model"] for c in jobs[0]} == {"GMF", "MLP", "NeuMF-pretrained"}
-
-
-def test_a_grid_in_two_processes_gives_the_rows_of_one(tmp_path):
-    """The spawned workers (``parallel.worker_pool``) train exactly what the serial path does."""
-    from ncf_vs_mf.reproduce import reproduce_ncf
-
-    kwargs = dict(dataset="synthetic", models=["MLP", "NeuMF", "NeuMF-pretrained"], factors=[2],
-                  seeds=[0, 1], epochs=2, max_batches=20)
-    tables = [reproduce_ncf(jobs=jobs, out=tmp_path / str(jobs), **kwargs) for jobs in (1, 2)]
-    serial, parallel = ([_without_timing(row) for row in table.drop(columns="run_id")
-                         .sort_values(["seed", "model"]).to_dict("records")] for table in tables)
-    assert len(serial) == 6 and parallel == serial
-    order = ["seed", "model", "phase", "epoch"]
-    serial, parallel = (pd.read_csv(tmp_path / str(jobs) / "ncf_curves.csv")
-                        .drop(columns=["run_id", "train_seconds"]).sort_values(order)
-                        .reset_index(drop=True) for jobs in (1, 2))
-    pd.testing.assert_frame_equal(parallel, serial)
-
-
-def test_an_exploding_finite_loss_stops_training_naming_epoch_and_settings():
-    from ncf_vs_mf.ncf_training import TrainingDiverged, build_model, fit
-
-    split = synthetic_split(n_users=60, n_items=150, mean_interactions=10, n_negatives=20)
-    model = build_model("GMF", split.n_users, split.n_items, 8, seed=0)
-    with pytest.raises(TrainingDiverged, match=r"exploded in epoch 1: mean log loss .* 100 x "
-                                               r"the first batch's .*lr=1000000\.0, optimizer=adam"):
-        fit(model, split.train_users, split.train_items, split, epochs=3, seed=0, lr=1e6,
-            batch_size=32, label="GMF k=8 seed=0")

@@ -118,7 +118,7 @@ def test_failed_atomic_write_keeps_the_old_file(tmp_path):
 
 
 def test_a_grid_in_two_processes_gives_the_rows_of_one(tmp_path):
-    """The spawned workers (``parallel.worker_pool``) train exactly what the serial path does."""
+    """A LocalCluster of two worker processes trains exactly what the in-process path does."""
     kwargs = dict(dataset="synthetic", dims=[4, 8], seeds=[0], epochs=2, lr=[0.05], eval_every=1)
     timing = ["run_id", "seconds", "updates_per_second"]
     serial, parallel = (reproduce_mf(jobs=jobs, out=tmp_path / str(jobs), runs=tmp_path / f"runs{jobs}",

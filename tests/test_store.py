@@ -192,20 +192,6 @@ def test_only_folders_tracked_by_git_count_as_committed(tmp_path, repo_root):
     assert not is_committed(tmp_path)
 
 
-def test_the_old_runners_drop_curves_of_cells_killed_before_their_row(tmp_path, capsys):
-    """``reproduce ncf``/``gmf-reg``/``mlp-dot`` still write curves, then the row: a kill in
-    between left curve rows that the rerun duplicated."""
-    from ncf_vs_mf.results import pending_cells
-
-    runs = ResultTable(tmp_path / "x_runs.csv", ["dim"])
-    curves = ResultTable(tmp_path / "x_curves.csv", ["dim", "epoch"])
-    curves.append([{"dim": 8, "epoch": 1}, {"dim": 16, "epoch": 1}], Invocation("c", {}, {}))
-    runs.append([{"dim": 8, "hr10": 0.5}], Invocation("c", {}, {}))  # 16 was killed here
-    assert pending_cells([{"dim": 8}, {"dim": 16}], runs) == [{"dim": 16}]
-    assert curves.read()["dim"].tolist() == [8]
-    assert "removed 1 curve rows" in capsys.readouterr().out
-
-
 def test_every_committed_table_and_provenance_file_reads_strictly(repo_root):
     for path in sorted((repo_root / "results").rglob("*.csv")):
         key = list(MF.key) if path.name in ("mf_runs.csv", "mf_tuning_runs.csv") else []

@@ -43,42 +43,8 @@ the sigmoid in float32 before ranking, as NCF's evaluator ranks ``model.predict`
 saturated scores tie exactly as they do there (ties rank the test item low:
 ``SampledEvaluator``).
 
-The selection protocol (what the ``hr10``/``ndcg10`` of a run mean)
-------------------------------------------------------------------
-Rendle et al.'s Appendix A.2 protocol, applied to the number of epochs:
-
-1. *Validation run.* Train on the tuning split's training part (``data.tuning_split``: the
-   training file minus each user's latest training interaction) for up to ``epochs`` (20, as
-   NCF's README runs) epochs, evaluating HR@10/NDCG@10 on the tuning holdout (that latest
-   interaction against sampled non-interacted items) after every epoch and before the first.
-   The selected epoch E is the *earliest* epoch with the highest validation HR@10 (epoch 0, the
-   initial model, is a candidate: that is NCF's rule, ``best_iter = -1`` with the initial
-   performance and a strict ``hr > best_hr``; it matters for pre-trained NeuMF, whose epoch 0 is
-   the mixed GMF + MLP ensemble). Nothing of the test split is trained on or looked at; the only
-   link is that the tuning holdout's sampled negatives avoid the test items (``tuning_split``),
-   a property of how the holdout is built, shared with the MF tuning runs, not a choice made by
-   looking at test outcomes.
-2. *Test run.* Train the same model (same seed) on the full training file for ``epochs`` epochs,
-   evaluating the test split after every epoch. The reported ``hr10``/``ndcg10`` are the test
-   metrics after epoch E. The other epochs' test metrics are recorded but do not influence E.
-3. *NCF's rule, for comparison.* From the test run's curve, the earliest epoch with the best
-   *test* HR@10 and its HR/NDCG (``hr10_test_selected``...): what NCF's code prints as "Best
-   Iteration". For models without pre-training it is the maximum of the curve that contains the
-   honest number, so ``hr10_test_selected >= hr10`` by construction.
-
-We do *not* train on the training file and pick the epoch on a holdout inside it at the same
-time: the holdout interactions would then be trained on while selecting. Training twice (tuning
-part, then full file) is what Rendle et al. did for their matrix factorization, and it keeps the
-final model's training data identical to NCF's.
-
-Pre-trained NeuMF under this protocol: the validation run fine-tunes NeuMF built from the GMF
-and MLP *validation runs* at their own validation-selected epochs; the test run fine-tunes NeuMF
-built from the full-file GMF and MLP at those same epochs; its fine-tuning epoch is chosen on the
-validation run. NCF's rule for it is NCF's whole pipeline: components taken at their best *test*
-epochs, then the best test epoch of that fine-tuning (a third fine-tuning run, skipped when the
-test-selected component epochs coincide with the validation-selected ones). Because the two
-pipelines start from different components, ``hr10_test_selected >= hr10`` is not guaranteed for
-pre-trained NeuMF, only very likely.
+The selection protocol built on these pieces (validation run, test run, NCF's test-set rule, and
+how pre-trained NeuMF fits in) is in :mod:`ncf_vs_mf.ncf_protocol`.
 
 Speed: each epoch's negatives are drawn in one vectorized call (rejection-resampling the few that
 hit a training positive, checked by binary search in the sorted keys ``u * n_items + i``), the
@@ -90,16 +56,10 @@ available (GPU kernels may be nondeterministic).
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import math
-import os
 import time
 from contextlib import contextmanager
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -110,31 +70,28 @@ from torch import nn
 from .data import LeaveOneOutSplit
 from .evaluation import RankingMetrics, SampledEvaluator
 from .models import EmbeddingModel, ncf_embedding_dim, ncf_model
-from .results import atomic_write_bytes
 
 __all__ = [
     "MODELS",
     "BASE_MODELS",
+    "BASE_PARTS",
+    "PRETRAINED_MODELS",
+    "EvalData",
     "NCFConfig",
-    "ComponentStore",
     "NegativeSampler",
     "FitResult",
-    "ProtocolResult",
     "TrainingDiverged",
     "resolve_device",
     "build_model",
     "evaluate_model",
     "fit",
     "l2_penalty",
+    "make_optimizer",
+    "similarity_name",
     "similarity_weights",
     "select_epoch",
-    "RunTask",
-    "FamilyPlan",
-    "execute_run",
     "prepare_evaluations",
-    "run_plans",
-    "run_protocol",
-    "run_family",
+    "run_seed",
     "embedding_dim",
 ]
 
@@ -205,10 +162,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 def embedding_dim(model: str, k: int) -> int:
     """Embedding dimension d per side of a model name at predictive factor k (d = k, 2k, 3k)."""
-    return ncf_embedding_dim(_similarity(model), k)
+    return ncf_embedding_dim(similarity_name(model), k)
 
 
-def _similarity(model: str) -> str:
+def similarity_name(model: str) -> str:
+    """The similarity ("gmf", "mlp", "neumf") a model name trains (ValueError for others)."""
     if model not in _SIMILARITY:
         raise ValueError(f"unknown NCF model {model!r}; choose from {list(MODELS)}")
     return _SIMILARITY[model]
@@ -230,7 +188,7 @@ def build_model(model: str, n_users: int, n_items: int, k: int, seed: int,
                 init_std: float = 0.01) -> EmbeddingModel:
     """A freshly initialised GMF/MLP/NeuMF (CPU), initialisation fixed by ``seed``."""
     torch.manual_seed(seed)
-    return ncf_model(_similarity(model), n_users, n_items, k, init_std=init_std)
+    return ncf_model(similarity_name(model), n_users, n_items, k, init_std=init_std)
 
 
 # ----------------------------------------------------------------------------- negatives
@@ -290,7 +248,7 @@ class NegativeSampler:
 # ----------------------------------------------------------------------------- evaluation
 
 
-class _EvalData:
+class EvalData:
     """An evaluator plus its users and candidates as tensors on the training device."""
 
     def __init__(self, split: LeaveOneOutSplit, device: torch.device):
@@ -301,10 +259,10 @@ class _EvalData:
 
 
 def prepare_evaluations(split: LeaveOneOutSplit, tuning: LeaveOneOutSplit,
-                        device: str | torch.device = "auto") -> dict[str, _EvalData]:
+                        device: str | torch.device = "auto") -> dict[str, EvalData]:
     """The test and tuning splits' evaluation data on ``device``, built once for many runs."""
     device = resolve_device(device)
-    return {"validation": _EvalData(tuning, device), "test": _EvalData(split, device)}
+    return {"validation": EvalData(tuning, device), "test": EvalData(split, device)}
 
 
 def _probabilities(model: EmbeddingModel, users: torch.Tensor, candidates: torch.Tensor,
@@ -313,11 +271,11 @@ def _probabilities(model: EmbeddingModel, users: torch.Tensor, candidates: torch
     return torch.sigmoid(model.score(users, candidates, chunk)).float().cpu().numpy()
 
 
-def evaluate_model(model: EmbeddingModel, split: LeaveOneOutSplit | _EvalData,
+def evaluate_model(model: EmbeddingModel, split: LeaveOneOutSplit | EvalData,
                    chunk: int = 1024) -> RankingMetrics:
     """HR@10/NDCG@10 of a model on a split under NCF's protocol (sigmoid scores, NCF ties)."""
     if isinstance(split, LeaveOneOutSplit):
-        split = _EvalData(split, next(model.parameters()).device)
+        split = EvalData(split, next(model.parameters()).device)
     return split.evaluator.evaluate(_probabilities(model, split.users, split.candidates, chunk))
 
 
@@ -471,7 +429,7 @@ def _non_finite_parameter(model: nn.Module) -> str | None:
 
 
 def fit(model: EmbeddingModel, train_users: np.ndarray, train_items: np.ndarray,
-        evaluation: LeaveOneOutSplit | _EvalData, *, epochs: int, seed: int,
+        evaluation: LeaveOneOutSplit | EvalData, *, epochs: int, seed: int,
         optimizer: str = "adam", lr: float = 0.001, batch_size: int = 256, negatives: int = 4,
         reg: float = 0.0, device: str | torch.device = "auto", eval_chunk: int = 1024,
         keep_epochs=(), max_batches: int | None = None,
@@ -493,7 +451,7 @@ def fit(model: EmbeddingModel, train_users: np.ndarray, train_items: np.ndarray,
     device = resolve_device(device)
     model.to(device)
     if isinstance(evaluation, LeaveOneOutSplit):
-        evaluation = _EvalData(evaluation, device)
+        evaluation = EvalData(evaluation, device)
     sampler = NegativeSampler(train_users, train_items, model.n_users, model.n_items)
     rng = np.random.default_rng(seed)
     opt = make_optimizer(optimizer, model.parameters(), lr)
@@ -560,455 +518,3 @@ def select_epoch(rows: list[dict[str, Any]], metric: str = "hr10") -> int:
     values = np.array([row[metric] for row in rows], dtype=float)
     best = int(np.flatnonzero(values == values.max())[0])
     return int(rows[best]["epoch"])
-
-
-# ----------------------------------------------------------------------------- protocol
-
-
-@dataclass
-class ProtocolResult:
-    """One model, predictive factor and seed under the validation protocol (module docstring).
-
-    ``row`` is the result-table row, ``curves`` the per-epoch rows of every run (column
-    ``phase``: "validation", "test", and for pre-trained NeuMF possibly
-    "test-ncf-components"). ``states`` keeps the models pre-trained NeuMF starts from:
-    "validation" (validation run at its selected epoch), "test@selected" and "test@best"
-    (test run at the validation-selected and at the test-selected epoch).
-    """
-
-    model: str
-    k: int
-    seed: int
-    row: dict[str, Any]
-    curves: list[dict[str, Any]]
-    states: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
-
-
-def _load(model_name: str, k: int, n_users: int, n_items: int,
-          state: dict[str, torch.Tensor]) -> EmbeddingModel:
-    model = ncf_model(_similarity(model_name), n_users, n_items, k)
-    model.load_state_dict(state)
-    return model
-
-
-def _summary(model: str, k: int, seed: int, config: NCFConfig, validation: FitResult,
-             test: FitResult, ncf_rule: FitResult) -> dict[str, Any]:
-    selected = select_epoch(validation.rows)
-    test_best = select_epoch(ncf_rule.rows)
-    return {
-        "model": model, "predictive_factor": k, "dim": embedding_dim(model, k), "seed": seed,
-        "max_epochs": config.epochs, "epochs_selected": selected,
-        "hr10": test.metric(selected, "hr10"), "ndcg10": test.metric(selected, "ndcg10"),
-        "val_hr10": validation.metric(selected, "hr10"),
-        "val_ndcg10": validation.metric(selected, "ndcg10"),
-        "epoch_test_selected": test_best,
-        "hr10_test_selected": ncf_rule.metric(test_best, "hr10"),
-        "ndcg10_test_selected": ncf_rule.metric(test_best, "ndcg10"),
-        "hr10_last": test.rows[-1]["hr10"], "ndcg10_last": test.rows[-1]["ndcg10"],
-        "optimizer": PRETRAINED_MODELS.get(model, "adam"),  # pre-trained NeuMF: fine-tuning's
-        "lr": config.lr, "finetune_lr": config.finetune_lr,
-        "negatives": config.negatives, "batch_size": config.batch_size, "reg": config.reg,
-        "device": test.device, "threads": test.threads,
-    }
-
-
-def _curve_rows(model: str, k: int, seed: int, phase: str, fit_result: FitResult):
-    return [{"model": model, "predictive_factor": k, "dim": embedding_dim(model, k),
-             "seed": seed, "phase": phase, **row} for row in fit_result.rows]
-
-
-PHASES = ("validation", "test", "test-ncf-components")
-
-
-@dataclass(frozen=True)
-class RunTask:
-    """One training run of the protocol, with all a worker process needs to train it.
-
-    ``phase`` is "validation" (tuning split), "test" (full training file) or, for pre-trained
-    NeuMF, "test-ncf-components" (NCF's rule). ``init`` holds the GMF and MLP states a
-    pre-trained NeuMF starts from; ``keep`` the epochs whose states the run returns.
-    """
-
-    model: str
-    k: int
-    seed: int
-    phase: str
-    init: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None
-    keep: tuple[int, ...] = ()
-
-    @property
-    def label(self) -> str:
-        return f"{self.model} k={self.k} seed={self.seed} ({self.phase} run)"
-
-
-def execute_run(task: RunTask, split: LeaveOneOutSplit, tuning: LeaveOneOutSplit,
-                config: NCFConfig = NCFConfig(),
-                evaluations: dict[str, _EvalData] | None = None,
-                max_batches: int | None = None) -> FitResult:
-    """Train one run: on the tuning split's training part for "validation", else the full file.
-
-    ``evaluations`` may hold the two splits prepared once ("validation", "test"), so that many
-    runs in one process do not rebuild them. The run's seed depends on (model, k, seed, phase)
-    only, so a run gives the same numbers in whichever process and order it is trained.
-    """
-    data = tuning if task.phase == "validation" else split
-    seed = run_seed(task.model, task.k, task.seed, task.phase)
-    if task.init is None:
-        net = build_model(task.model, data.n_users, data.n_items, task.k, seed, config.init_std)
-        optimizer, lr = "adam", config.lr
-    else:
-        gmf, mlp = (_load(part, task.k, split.n_users, split.n_items, state)
-                    for part, state in zip(BASE_PARTS, task.init))
-        net = EmbeddingModel.neumf_from_pretrained(gmf, mlp, alpha=config.alpha)
-        optimizer, lr = PRETRAINED_MODELS[task.model], config.finetune_lr
-    evaluation = (evaluations or {}).get(task.phase.split("-")[0], data)
-    return fit(net, data.train_users, data.train_items, evaluation, epochs=config.epochs,
-               seed=seed + 1, optimizer=optimizer, lr=lr, batch_size=config.batch_size,
-               negatives=config.negatives, reg=config.reg, device=config.device,
-               eval_chunk=config.eval_chunk, keep_epochs=task.keep, max_batches=max_batches,
-               label=task.label)
-
-
-def _protocol_result(model: str, k: int, seed: int, row: dict[str, Any],
-                     runs: dict[str, FitResult],
-                     states: dict[str, dict[str, torch.Tensor]]) -> ProtocolResult:
-    """The result of a model whose runs are all done: curves of every run, and its timings
-    (pre-trained NeuMF: fine-tuning only; its GMF and MLP are in ``pretrain_seconds``)."""
-    curves = [r for phase, fit_result in runs.items()
-              for r in _curve_rows(model, k, seed, phase, fit_result)]
-    row["seconds"] = round(sum(r.seconds for r in runs.values()), 1)
-    row["examples_per_second"] = round(sum(r.examples for r in runs.values())
-                                       / max(sum(r.train_seconds for r in runs.values()), 1e-9))
-    return ProtocolResult(model, k, seed, row, curves, states)
-
-
-def _same_components(gmf: ProtocolResult, mlp: ProtocolResult) -> bool:
-    """Whether NCF's rule picks the same GMF and MLP epochs as validation (no third run)."""
-    return all(part.row["epoch_test_selected"] == part.row["epochs_selected"]
-               for part in (gmf, mlp))
-
-
-class FamilyPlan:
-    """The runs that give some models at one (k, seed), and what each run waits for.
-
-    A model without pre-training has two independent runs (validation, test). A pre-trained
-    NeuMF's validation run waits for the GMF and MLP validation runs; its test run, and the
-    NCF's-rule run (needed only when NCF's rule picks other component epochs), wait for their
-    whole protocol. ``next_task`` hands out a run whose inputs exist; ``done`` takes its result
-    and returns the models it completes. Two processes can so share one family; taken one at a
-    time, in order, the runs are those of the sequential protocol, with the same numbers.
-    GMF and MLP are added when a pre-trained NeuMF needs them, after the requested models.
-    """
-
-    def __init__(self, models, k: int, seed: int, config: NCFConfig = NCFConfig(),
-                 components: dict[str, ProtocolResult] | None = None):
-        config.validate()
-        self.models = list(dict.fromkeys(models))
-        for name in self.models:
-            _similarity(name)
-        self.k, self.seed, self.config = int(k), int(seed), config
-        parts = list(BASE_PARTS) if any(m in PRETRAINED_MODELS for m in self.models) else []
-        # requested models first: a family cut short has saved its rows before the components
-        # it trains only for pre-training (stable sort: GMF before MLP when both are requested)
-        self.order = list(dict.fromkeys(sorted(parts, key=lambda p: p not in self.models)
-                                        + self.models))
-        self.results: dict[str, ProtocolResult] = {}
-        for name, result in (components or {}).items():
-            if name not in BASE_PARTS or (result.model, result.k, result.seed) != (name, k, seed):
-                raise ValueError(f"components must be GMF/MLP results at k={k}, seed={seed}; "
-                                 f"got {name!r}: {result.model} k={result.k} seed={result.seed}")
-            if name in self.order:
-                self.results[name] = result
-        self._fits: dict[tuple[str, str], FitResult] = {}
-        self._issued: set[tuple[str, str]] = set()
-
-    @classmethod
-    def from_store(cls, models, k: int, seed: int, config: NCFConfig = NCFConfig(),
-                   store: ComponentStore | None = None) -> FamilyPlan:
-        """The plan with the GMF and MLP it involves loaded from ``store`` where stored."""
-        plan = cls(models, k, seed, config)
-        if store is not None:
-            for name in plan.order:
-                if name in BASE_PARTS and (stored := store.load(name, k, seed)) is not None:
-                    plan.results[name] = stored
-        return plan
-
-    @property
-    def finished(self) -> bool:
-        return all(name in self.results for name in self.order)
-
-    def next_task(self) -> RunTask | None:
-        """The next run whose inputs exist (requested models first), or None for now."""
-        for name in self.order:
-            if name in self.results:
-                continue
-            for phase in self._phases(name):
-                if (name, phase) not in self._issued:
-                    task = self._task(name, phase)
-                    if task is not None:
-                        self._issued.add((name, phase))
-                        return task
-        return None
-
-    def done(self, task: RunTask, result: FitResult) -> list[ProtocolResult]:
-        """Record a finished run; return the model it completes (empty while runs remain)."""
-        if (task.model, task.phase) not in self._issued or task.model in self.results:
-            raise ValueError(f"{task.label} was not handed out by this plan, or is done")
-        self._fits[(task.model, task.phase)] = result
-        phases = self._phases(task.model)
-        if any((task.model, phase) not in self._fits for phase in phases):
-            return []
-        fits = {phase: self._fits[(task.model, phase)] for phase in phases}
-        complete = (self._base_result(task.model, fits) if task.model in BASE_MODELS
-                    else self._pretrained_result(task.model, fits))
-        self.results[task.model] = complete
-        for phase in PHASES:  # only the selected states live on, in the result
-            self._fits.pop((task.model, phase), None)
-        return [complete]
-
-    def _parts_done(self) -> bool:
-        return all(part in self.results for part in BASE_PARTS)
-
-    def _phases(self, name: str) -> tuple[str, ...]:
-        if (name in PRETRAINED_MODELS and self._parts_done()
-                and not _same_components(self.results["GMF"], self.results["MLP"])):
-            return PHASES
-        return PHASES[:2]
-
-    def _task(self, name: str, phase: str) -> RunTask | None:
-        """The run, or None while its inputs are still training."""
-        if name in BASE_MODELS:
-            if phase == "validation":
-                return RunTask(name, self.k, self.seed, phase)
-            # the test run's selected epoch is known once validation is done; before, keep all
-            validation = self._fits.get((name, "validation"))
-            keep = (tuple(range(self.config.epochs + 1)) if validation is None
-                    else (select_epoch(validation.rows),))
-            return RunTask(name, self.k, self.seed, phase, keep=keep)
-        if phase == "validation":
-            states = tuple(self._validation_state(part) for part in BASE_PARTS)
-            return None if None in states else RunTask(name, self.k, self.seed, phase,
-                                                       init=states)
-        if not self._parts_done():
-            return None
-        which = "test@selected" if phase == "test" else "test@best"
-        return RunTask(name, self.k, self.seed, phase,
-                       init=tuple(self.results[part].states[which] for part in BASE_PARTS))
-
-    def _validation_state(self, part: str) -> dict[str, torch.Tensor] | None:
-        """A component's validation-selected state, as soon as its validation run is done."""
-        if part in self.results:
-            return self.results[part].states["validation"]
-        fit_result = self._fits.get((part, "validation"))
-        return None if fit_result is None else fit_result.best_state
-
-    def _base_result(self, name: str, fits: dict[str, FitResult]) -> ProtocolResult:
-        validation, test = fits["validation"], fits["test"]
-        selected = select_epoch(validation.rows)
-        row = _summary(name, self.k, self.seed, self.config, validation, test, test)
-        states = {"validation": validation.best_state, "test@selected": test.states[selected],
-                  "test@best": test.best_state}
-        return _protocol_result(name, self.k, self.seed, row, fits, states)
-
-    def _pretrained_result(self, name: str, fits: dict[str, FitResult]) -> ProtocolResult:
-        gmf, mlp = self.results["GMF"], self.results["MLP"]
-        ncf_rule = fits.get("test-ncf-components", fits["test"])
-        row = _summary(name, self.k, self.seed, self.config, fits["validation"], fits["test"],
-                       ncf_rule)
-        row.update({"gmf_epochs": gmf.row["epochs_selected"],
-                    "mlp_epochs": mlp.row["epochs_selected"],
-                    "gmf_epochs_test_selected": gmf.row["epoch_test_selected"],
-                    "mlp_epochs_test_selected": mlp.row["epoch_test_selected"],
-                    "pretrain_seconds": round(gmf.row["seconds"] + mlp.row["seconds"], 1)})
-        return _protocol_result(name, self.k, self.seed, row, fits, {})
-
-
-def run_plans(plans: list[FamilyPlan], execute: Callable[[RunTask], FitResult], *,
-              pool: Executor | None = None, slots: int = 1,
-              on_result: Callable[[FamilyPlan, ProtocolResult], None] | None = None,
-              on_error: Callable[[FamilyPlan, Exception], None] | None = None) -> None:
-    """Train every run of ``plans`` with ``execute``: here, one after the other, or in ``pool``
-    with up to ``slots`` runs at a time, a freed slot taking the first run whose inputs exist
-    (earliest plan first, so families finish in order). ``on_result`` gets each completed
-    model. A failing run abandons its plan: ``on_error`` gets the error (without it, it is
-    raised) and the other plans go on.
-    """
-    report = on_result or (lambda plan, result: None)
-    for plan in plans:  # requested models given as components are done already
-        for name in plan.models:
-            if name in plan.results:
-                report(plan, plan.results[name])
-
-    def failed(plan: FamilyPlan, error: Exception) -> None:
-        if on_error is None:
-            raise error
-        on_error(plan, error)
-
-    if pool is None:
-        for plan in plans:
-            try:
-                while (task := plan.next_task()) is not None:
-                    for result in plan.done(task, execute(task)):
-                        report(plan, result)
-            except Exception as error:  # noqa: BLE001 - the caller decides
-                failed(plan, error)
-        return
-    running: dict[Future, tuple[FamilyPlan, RunTask]] = {}
-    abandoned: set[FamilyPlan] = set()  # plans hash by identity
-
-    def fill() -> None:
-        for plan in plans:
-            while len(running) < slots and plan not in abandoned:
-                task = plan.next_task()
-                if task is None:
-                    break
-                running[pool.submit(execute, task)] = (plan, task)
-
-    fill()
-    while running:
-        finished, _ = wait(running, return_when=FIRST_COMPLETED)
-        for future in finished:
-            plan, task = running.pop(future)
-            if plan in abandoned:
-                continue
-            try:
-                for result in plan.done(task, future.result()):
-                    report(plan, result)
-            except Exception as error:  # noqa: BLE001 - the caller decides
-                abandoned.add(plan)
-                failed(plan, error)
-        fill()
-
-
-def run_protocol(split: LeaveOneOutSplit, tuning: LeaveOneOutSplit, model: str, k: int,
-                 seed: int, config: NCFConfig = NCFConfig(),
-                 components: dict[str, ProtocolResult] | None = None,
-                 evaluations: dict[str, _EvalData] | None = None,
-                 max_batches: int | None = None, verbose: bool = False) -> ProtocolResult:
-    """Train one model under the validation protocol and return its row, curves and states.
-
-    ``tuning`` must be ``data.tuning_split(split, ...)`` (or any split carved from the training
-    file only): the epoch is selected on it. For pre-trained NeuMF, ``components`` may hold the
-    ``ProtocolResult`` of GMF and MLP with the same k and seed (else they are trained here).
-    """
-    plan = FamilyPlan([model], k, seed, config, components)
-    _run_here(plan, split, tuning, evaluations, max_batches, verbose)
-    return plan.results[model]
-
-
-def _run_here(plan: FamilyPlan, split: LeaveOneOutSplit, tuning: LeaveOneOutSplit,
-              evaluations: dict[str, _EvalData] | None, max_batches: int | None,
-              verbose: bool, on_result=None) -> None:
-    """``run_plans`` for one plan, in this process."""
-    config = plan.config
-    if evaluations is None:
-        evaluations = prepare_evaluations(split, tuning, config.device)
-
-    def execute(task: RunTask) -> FitResult:
-        result = execute_run(task, split, tuning, config, evaluations, max_batches)
-        if verbose:
-            print(f"{task.label}: best epoch {result.best_epoch} "
-                  f"HR@10={result.metric(result.best_epoch):.4f} ({result.seconds:.0f} s)",
-                  flush=True)
-        return result
-
-    run_plans([plan], execute, on_result=on_result)
-
-
-class ComponentStore:
-    """GMF and MLP results kept on disk (row, curves, the states pre-training starts from).
-
-    A pre-trained NeuMF needs its GMF and MLP; when a long grid is stopped after those were
-    saved as result rows, the rerun loads them from here instead of training them again (at
-    k = 64 that is over an hour of CPU). A file is used only if everything that determines the
-    components is unchanged: the training settings, the evaluation splits' data, the epoch
-    truncation, the device and the torch thread count (``key``); its name carries a digest of
-    that key, so other settings simply miss. Files are written atomically. Like the result
-    tables, the key holds settings and data, not code: after changing how GMF or MLP train,
-    delete the folder (and the rows they produced). ``threads`` is the training processes'
-    torch thread count (default: this process's).
-    """
-
-    def __init__(self, directory: str | os.PathLike, split: LeaveOneOutSplit,
-                 tuning: LeaveOneOutSplit, config: NCFConfig, max_batches: int | None = None,
-                 threads: int | None = None):
-        self.directory = Path(directory)
-        settings = {k: v for k, v in asdict(config).items() if k not in ("alpha", "finetune_lr")}
-        settings["device"] = str(resolve_device(config.device))
-        key = {"settings": settings, "max_batches": max_batches,
-               "threads": torch.get_num_threads() if threads is None else int(threads),
-               "data": {"test": _split_digest(split), "validation": _split_digest(tuning)}}
-        self.key = json.dumps(key, sort_keys=True)  # canonical: stored in, and compared to, files
-        self.digest = hashlib.sha256(self.key.encode()).hexdigest()
-
-    def path(self, model: str, k: int, seed: int) -> Path:
-        return self.directory / f"{model}_k{k}_seed{seed}_{self.digest[:16]}.pt"
-
-    def save(self, result: ProtocolResult) -> None:
-        record = {"key": self.key,
-                  "result": json.dumps({"model": result.model, "k": result.k, "seed": result.seed,
-                                        "row": result.row, "curves": result.curves},
-                                       default=lambda value: value.item()),
-                  "states": result.states}
-        buffer = io.BytesIO()
-        torch.save(record, buffer)
-        atomic_write_bytes(self.path(result.model, result.k, result.seed), buffer.getvalue())
-
-    def add(self, result: ProtocolResult) -> None:
-        """Save a GMF or MLP result unless it is stored already (other models: nothing)."""
-        if result.model in BASE_PARTS and not self.path(result.model, result.k,
-                                                        result.seed).exists():
-            self.save(result)
-
-    def load(self, model: str, k: int, seed: int) -> ProtocolResult | None:
-        """The stored result of ``model`` at (k, seed) under this key, or None."""
-        path = self.path(model, k, seed)
-        if not path.exists():
-            return None
-        try:
-            record = torch.load(path, map_location="cpu", weights_only=True)
-            result = json.loads(record["result"])
-        except Exception as error:  # noqa: BLE001 - any unreadable file gets the same advice
-            raise RuntimeError(f"cannot read the stored {model} components {path}: {error!r}; "
-                               "delete the file to train them again") from error
-        if record["key"] != self.key:  # a digest collision of different keys: not ours
-            return None
-        return ProtocolResult(result["model"], result["k"], result["seed"], result["row"],
-                              result["curves"], record["states"])
-
-
-def _split_digest(split: LeaveOneOutSplit) -> str:
-    """SHA-256 of a split's sizes and arrays (what training and evaluation read)."""
-    digest = hashlib.sha256(f"{split.n_users} {split.n_items}".encode())
-    for array in (split.train_users, split.train_items, split.test_items, split.test_negatives):
-        digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
-    return digest.hexdigest()
-
-
-def run_family(split: LeaveOneOutSplit, tuning: LeaveOneOutSplit, models, k: int, seed: int,
-               config: NCFConfig = NCFConfig(), max_batches: int | None = None,
-               verbose: bool = False,
-               on_result: Callable[[ProtocolResult], None] | None = None,
-               store: ComponentStore | None = None) -> list[ProtocolResult]:
-    """Run several models of one (k, seed), training GMF and MLP once for all pre-trained NeuMFs.
-
-    Returns the results of ``models`` only (GMF/MLP trained just for pre-training are dropped);
-    ``on_result`` gets each of them as soon as it is done, so a caller can save it before the
-    next (slower) model of the family starts. With a ``store``, GMF and MLP are loaded from it
-    when there, and saved to it when trained.
-    """
-    plan = FamilyPlan.from_store(models, k, seed, config, store)
-
-    def finished(plan: FamilyPlan, result: ProtocolResult) -> None:
-        if store is not None:
-            store.add(result)
-        if on_result is not None and result.model in plan.models:
-            on_result(result)
-
-    _run_here(plan, split, tuning, None, max_batches, verbose, on_result=finished)
-    return [plan.results[name] for name in plan.models]
-
-
-def config_dict(config: NCFConfig) -> dict[str, Any]:
-    """The settings as a plain dict (for provenance records)."""
-    return asdict(config)

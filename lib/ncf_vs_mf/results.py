@@ -48,7 +48,7 @@ TEMP_SUFFIX = ".tmp"
 __all__ = ["RESULTS_DIR", "Invocation", "ResultTable", "TableError", "DuplicateRowError",
            "atomic_write_bytes", "atomic_write_text", "atomic_write_csv", "folder_lock",
            "environment", "git_commit", "provenance_overview", "provenance_catalog",
-           "read_json", "pending_cells"]
+           "read_json"]
 
 
 class TableError(ValueError):
@@ -350,28 +350,6 @@ class ResultTable:
             raise TableError(f"{self.provenance_path}: expected a JSON list of records with "
                              "a run_id each")
         return records
-
-
-def pending_cells(cells: list[dict[str, Any]], runs: ResultTable) -> list[dict[str, Any]]:
-    """The cells without a row in ``runs`` (a resumed grid skips the others), announced.
-
-    Curve rows of cells without a row (left by a grid killed between its two writes) are
-    removed from the sibling ``*_curves.csv`` first: the cell is trained again, and its curve
-    would otherwise be there twice.
-    """
-    done = runs.done()
-    curves_path = runs.path.with_name(runs.path.name.replace("_runs.csv", "_curves.csv"))
-    if runs.path.name.endswith("_runs.csv") and curves_path.exists():
-        finished = runs.done_text()
-        curves = ResultTable(curves_path, [])  # read without a key: rows per epoch
-        removed = curves.remove(lambda r: tuple(r[k] for k in runs.key) not in finished)
-        if removed:
-            print(f"removed {removed} curve rows of unfinished cells from {curves_path}",
-                  flush=True)
-    todo = [c for c in cells if tuple(c[k] for k in runs.key) not in done]
-    print(f"{len(cells) - len(todo)} of {len(cells)} cells already done; {len(todo)} to run",
-          flush=True)
-    return todo
 
 
 def provenance_overview(table: ResultTable) -> pd.DataFrame:
