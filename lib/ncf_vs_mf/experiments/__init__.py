@@ -14,6 +14,7 @@ from .engine import Experiment
 EXPERIMENTS: dict[str, str] = {
     "mf": "ncf_vs_mf.experiments.mf:MF",
     "mf-tuning": "ncf_vs_mf.experiments.mf:MF_TUNING",
+    "mf-init": "ncf_vs_mf.experiments.mf:MF_INIT",
     "ncf": "ncf_vs_mf.experiments.ncf:NCF",
     "mlp-dot": "ncf_vs_mf.experiments.mlp_dot:MLP_DOT",
     "gmf-reg": "ncf_vs_mf.experiments.gmf_reg:GMF_REG",
