@@ -7,9 +7,7 @@ every line drawn, widths that fit the page, exponents written as math.
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import matplotlib
 
@@ -21,10 +19,11 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from ncf_vs_mf import serving, tables  # noqa: E402
+from ncf_vs_mf.config import results_dir  # noqa: E402
 from ncf_vs_mf.plotting import model_color, use_style  # noqa: E402
 from ncf_vs_mf.report import serving as report  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "serving.json"
+RESULTS = results_dir() / "serving"
 
 
 @pytest.fixture(autouse=True)
@@ -227,9 +226,9 @@ def test_recall_latency_legend_names_every_line_of_every_panel():
 
 @pytest.fixture(scope="module")
 def committed() -> dict:
-    if not RESULTS.is_file():
-        pytest.skip(f"{RESULTS.name} missing: run benchmarks/serving.py")
-    return json.loads(RESULTS.read_text())
+    if not (RESULTS / "serving_runs.csv").is_file():
+        pytest.skip(f"{RESULTS} missing: run ncf-vs-mf reproduce serving --publish")
+    return report.load_record(RESULTS)
 
 
 def test_two_stage_figures_have_complete_legends(committed):
@@ -241,14 +240,22 @@ def test_two_stage_figures_have_complete_legends(committed):
     assert set(legend_texts(ax.get_legend())) == drawn_labels(ax.figure)
 
 
-def test_key_numbers_agree_with_the_records_own_summaries(committed):
+def test_key_numbers_agree_with_the_summaries_of_the_rows(committed):
     key = report.key_numbers(committed)
+    best = serving.best_scoring(committed["scoring"])
     d = key["ratio_d"]
-    assert key["mlp_over_dot"] == pytest.approx(committed["mlp_over_dot_ratio"][str(d)])
-    assert key["mlp_d_exponent"] == pytest.approx(committed["scoring_fits"]["mlp"]["d_exponent"])
-    assert key["exact_slope"] == pytest.approx(
-        committed["latency_vs_n_slopes"]["trained-like"]["exact"])
+    ratio = serving.cost_ratio(best).set_index("d")["ratio"]
+    assert d == ratio.index.max() and key["mlp_over_dot"] == pytest.approx(ratio[d])
+    assert key["mlp_d_exponent"] == pytest.approx(serving.scoring_fits(best)["mlp"]["d_exponent"])
+    at_recall = serving.latency_vs_n(committed["index_curves"], key["target"])
+    slopes = serving.latency_slopes(at_recall[at_recall["catalog"] != "ml-1m"])
+    assert key["exact_slope"] == pytest.approx(slopes["trained-like"]["exact"])
     assert key["index_speedup"] == pytest.approx(key["exact_ms"] / key["fastest_ms"])
     assert key["fastest_ms"] < key["exact_ms"]
     assert 0 <= key["dot_alone_recall"] <= key["exact_stage_recall"] <= 1
     assert key["rerank"] == committed["parameters"]["rerank"]
+
+
+def test_load_record_refuses_a_folder_without_the_tables(tmp_path):
+    with pytest.raises(FileNotFoundError, match="reproduce serving"):
+        report.load_record(tmp_path)

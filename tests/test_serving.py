@@ -1,15 +1,12 @@
 """Tests of the serving-cost code (lib/ncf_vs_mf/serving.py) and of the committed benchmark's shape.
 
 Correctness is checked against independent implementations (numpy brute force, the torch
-modules of ncf_vs_mf.models, MFModel's own scores); the committed measurements of
-benchmarks/results/serving.json are checked for their shape only (what grows with what),
-never for their values, which belong to the machine that ran them.
+modules of ncf_vs_mf.models, MFModel's own scores); the committed measurements in
+results/serving/ (``ncf-vs-mf reproduce serving``) are checked for their shape only (what
+grows with what), never for their values, which belong to the machine that ran them.
 """
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,10 +14,11 @@ import pytest
 import torch
 
 from ncf_vs_mf import serving
+from ncf_vs_mf.config import results_dir
 from ncf_vs_mf.mf import MFModel
 from ncf_vs_mf.models import DotSimilarity, make_similarity, paper_hidden
 
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "serving.json"
+RESULTS = results_dir() / "serving"
 
 
 @pytest.fixture(autouse=True)
@@ -289,34 +287,41 @@ def test_summaries_of_a_run_follow_its_rows():
     assert advice.loc[(100_000, 16), "MLP, 5 ms"] == "two-stage"
 
 
-# ---- the committed full-scale benchmark: its shape, not its values -------------------
+# ---- the committed full-scale measurements: their shape, not their values --------------
 
 @pytest.fixture(scope="module")
 def committed() -> dict:
-    if not RESULTS.is_file():
-        pytest.skip(f"{RESULTS.name} not committed yet: run benchmarks/serving.py")
-    return json.loads(RESULTS.read_text())
+    from ncf_vs_mf.report.serving import load_record
+
+    if not (RESULTS / "serving_runs.csv").is_file():
+        pytest.skip(f"{RESULTS} not committed yet: run ncf-vs-mf reproduce serving --publish")
+    record = load_record(RESULTS)
+    return {**record, "best": serving.best_scoring(record["scoring"])}
 
 
-def test_committed_benchmark_records_where_it_ran(committed):
-    assert {"commit", "machine", "libraries", "parameters", "duration_seconds"} <= set(committed)
-    assert committed["machine"]["cores"] >= 1
+def test_committed_tables_record_where_they_ran():
+    from ncf_vs_mf.results import ResultTable
+
+    for record in ResultTable(RESULTS / "serving_runs.csv", []).provenance():
+        assert {"commit", "machine", "libraries", "parameters", "duration_seconds"} <= set(record)
+        assert record["machine"]["cores"] >= 1
 
 
 def test_committed_mlp_over_dot_ratio_grows_with_d(committed):
-    ratio = {int(d): r for d, r in committed["mlp_over_dot_ratio"].items()}
-    dims = sorted(ratio)
+    ratio = serving.cost_ratio(committed["best"]).set_index("d")["ratio"]
+    dims = sorted(ratio.index)
     assert ratio[dims[-1]] > 4 * ratio[dims[0]]
     assert serving.fit_power_law(dims, [ratio[d] for d in dims])[0] > 0.5
 
 
 def test_committed_fits_show_mlp_quadratic_dot_linear_in_d(committed):
-    fits = committed["scoring_fits"]
+    fits = serving.scoring_fits(committed["best"])
     assert fits["dot"]["d_exponent"] < fits["mlp"]["d_exponent"]
     assert fits["mlp"]["d_exponent"] > 1.4 and 0.7 < fits["mlp"]["n_exponent"] < 1.2
 
 
 def test_committed_approximate_search_grows_slower_than_n(committed):
-    slopes = committed["latency_vs_n_slopes"]["trained-like"]
+    at_recall = serving.latency_vs_n(committed["index_curves"], committed["recall_target"])
+    slopes = serving.latency_slopes(at_recall[at_recall["catalog"] != "ml-1m"])["trained-like"]
     approximate = [s for name, s in slopes.items() if name != "exact" and s is not None]
     assert approximate and max(approximate) < 0.8 * slopes["exact"]

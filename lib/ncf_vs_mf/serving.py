@@ -2,7 +2,8 @@
 
 Section 5 argues that a dot product can be *served* -- the top items of a catalog of millions
 found in milliseconds -- while an MLP-learned similarity cannot. This module holds what the
-chapter "Serving cost" and ``benchmarks/serving.py`` need to check that:
+chapter "Serving cost" and the ``serving`` experiment (:mod:`ncf_vs_mf.experiments.serving`,
+``ncf-vs-mf reproduce serving``) need to check that:
 
 * **scoring**: one user (or a batch) against n items with phi_dot (a matrix product), phi_MLP
   and phi_NeuMF (the modules of :mod:`ncf_vs_mf.models`, either called on every pair or with
@@ -20,7 +21,7 @@ chapter "Serving cost" and ``benchmarks/serving.py`` need to check that:
   candidates by dot product and re-ranks them with the MLP.
 
 All arrays handed to faiss and ScaNN are float32. Thread counts are never left to the
-libraries' defaults: call :func:`set_threads` first (benchmarks use one thread for latency).
+libraries' defaults: call :func:`set_threads` first (latencies are timed on one thread).
 """
 
 from __future__ import annotations
@@ -391,8 +392,8 @@ def fit_cost_model(n: Sequence[float] | np.ndarray, d: Sequence[float] | np.ndar
 
 
 # --------------------------------------------------------------------------------------
-# Summaries of a benchmark run (benchmarks/serving.py writes them; the chapter's figures and
-# tables are in ncf_vs_mf.report.serving)
+# Summaries of the measurements (rows as ncf_vs_mf.report.serving.load_record reads them
+# from results/serving/; the chapter's figures and tables are in ncf_vs_mf.report.serving)
 # --------------------------------------------------------------------------------------
 
 def best_scoring(rows: Sequence[dict]) -> pd.DataFrame:

@@ -1,15 +1,17 @@
 """Figures and summary tables of the chapter "Serving cost" (book/serving.md).
 
-Everything here reads a serving benchmark record (``benchmarks/results/serving.json``, written
-by ``benchmarks/serving.py``) or the chapter's live rows and turns it into what the page
-shows: figures with one colour per index and per model and a complete legend below the data,
+Everything here reads the committed tables of ``ncf-vs-mf reproduce serving``
+(``results/serving/``, in the shape of one record by :func:`load_record`) or the chapter's
+live rows and turns them into what the page shows: figures with one colour per index and per model and a complete legend below the data,
 tables with words as headers (for :func:`ncf_vs_mf.tables.show`), and :func:`key_numbers`,
-the numbers the takeaways cite. The measurements themselves live in :mod:`ncf_vs_mf.serving`.
+the numbers the takeaways cite. The measurements themselves are declared in
+:mod:`ncf_vs_mf.experiments.serving` on the primitives of :mod:`ncf_vs_mf.serving`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ncf_vs_mf import serving
+from ncf_vs_mf.experiments.serving import INDEXES, MLP_SIDE, SCORING, SERVING
+from ncf_vs_mf.experiments.store import tables
 from ncf_vs_mf.plotting import PALETTE, legend_below, model_color
 
 __all__ = [
@@ -26,7 +30,7 @@ __all__ = [
     "plot_latency_vs_n", "plot_two_stage_recall", "plot_two_stage_latency",
     "multiply_adds", "cost_ratios", "batch_speedup", "live_index_summary",
     "latency_exponents", "index_builds", "mlp_against_indexes", "advice_for_page",
-    "key_numbers",
+    "key_numbers", "load_record",
 ]
 
 FAMILY_LABELS = {"dot": "dot product", "mlp": "MLP", "neumf": "NeuMF"}
@@ -85,6 +89,93 @@ def _new_axes(ax: Axes | None) -> Axes:
     import matplotlib.pyplot as plt
 
     return plt.subplots()[1]
+
+
+# --------------------------------------------------------------------------------------
+# Reading the committed tables
+# --------------------------------------------------------------------------------------
+
+_STAGE_LABELS = {"two-stage-exact": "two-stage (exact dot + MLP)",
+                 "two-stage-scann": "two-stage (scann + MLP)"}
+_SCORING_NAMES = {"mlp-rerank": ("mlp-rerank", "cached"), "select": ("select", "torch.topk")}
+
+
+def load_record(folder: str | Path, recall_target: float = 0.9,
+                rerank: int = 200) -> dict[str, Any]:
+    """The tables of ``reproduce serving`` in ``folder`` as one record of row lists.
+
+    Keys: ``scoring`` (family, variant, n, d, batch, seconds, seconds_per_user; the MLP
+    re-scoring's n is its candidates), ``index_curves`` and ``index_builds`` (per catalog, n,
+    d and index), ``two_stage`` (per catalog and n: the MLP's brute force, the dot product
+    alone and each two-stage C), ``catalog_stats`` (per catalog, the stats row at its largest
+    n), ``recall_target`` and ``parameters`` (``rerank``, and ``index_dim``, the one d the
+    indexes were measured at): what :func:`key_numbers` and the summaries of
+    :mod:`ncf_vs_mf.serving` take.
+    """
+    runs_table, curves_table = tables(SERVING, Path(folder))
+    if not runs_table.path.is_file():
+        raise FileNotFoundError(f"{runs_table.path} is missing: run `ncf-vs-mf reproduce "
+                                "serving --publish` (see its --help)")
+    runs, curves = runs_table.read(), curves_table.read()
+    key = list(SERVING.key)
+    curve_rows: dict[tuple, list[dict[str, Any]]] = {}
+    for row in curves.to_dict("records"):
+        curve_rows.setdefault(tuple(row[k] for k in key), []).append(row)
+    record: dict[str, Any] = {"scoring": [], "index_curves": [], "index_builds": [],
+                              "two_stage": [], "catalog_stats": []}
+    stats: dict[str, dict[str, Any]] = {}
+    for run in runs.to_dict("records"):
+        method, where = run["method"], {"catalog": run["catalog"], "n": int(run["n"]),
+                                        "d": int(run["d"])}
+        own = curve_rows.get(tuple(run[k] for k in key), [])
+        if method in SCORING:
+            family, variant = _SCORING_NAMES.get(method, method.split("-", 1))
+            n = int(run["candidates"] if method == "mlp-rerank" else run["n"])
+            record["scoring"].append({"family": family, "variant": variant, "n": n,
+                                      "d": int(run["d"]), "batch": int(run["batch"]),
+                                      "seconds": run["seconds"],
+                                      "seconds_per_user": run["seconds_per_user"]})
+        elif method == "stats":
+            if run["catalog"] not in stats or run["n"] > stats[run["catalog"]]["n"]:
+                stats[run["catalog"]] = run
+        elif method in INDEXES:
+            knob = run["knob"] if isinstance(run["knob"], str) else ""
+            record["index_builds"].append({**where, "index": method,
+                                           "build_seconds": run["build_seconds"],
+                                           "memory_bytes": int(run["memory_bytes"]),
+                                           "vectors_bytes": int(run["vectors_bytes"])})
+            record["index_curves"] += [{**where, "index": method, "knob": knob,
+                                        "setting": int(c["setting"]), "recall": c["recall"],
+                                        "latency_ms": c["latency_ms"],
+                                        "latency_p90_ms": c["latency_p90_ms"],
+                                        "latency_queries": int(c["queries_timed"])}
+                                       for c in own]
+        elif method in MLP_SIDE:
+            queries = int(run["stage_queries"])
+            if method == "mlp-top-k":
+                record["two_stage"] += [
+                    {**where, "method": "exact MLP (brute force)", "candidates": int(run["n"]),
+                     "recall_vs_exact_mlp": 1.0, "latency_ms": run["latency_ms"],
+                     "queries": queries},
+                    {**where, "method": "exact dot (no MLP)", "candidates": int(run["k"]),
+                     "recall_vs_exact_mlp": run["dot_alone_recall"], "latency_ms": np.nan,
+                     "queries": queries}]
+            else:
+                record["two_stage"] += [{**where, "method": _STAGE_LABELS[method],
+                                         "candidates": int(c["setting"]),
+                                         "recall_vs_exact_mlp": c["recall"],
+                                         "latency_ms": c["latency_ms"], "queries": queries}
+                                        for c in own]
+    record["catalog_stats"] = [{"catalog": catalog, **{k: run[k] for k in (
+        "item_spectrum_decay", "user_spectrum_decay", "item_log_norm_spread")}}
+        for catalog, run in stats.items()]
+    dims = {row["d"] for row in record["index_builds"]}
+    if len(dims) > 1:
+        raise ValueError(f"{runs_table.path}: indexes measured at several d {sorted(dims)}; "
+                         "the chapter compares them at one")
+    record["recall_target"] = float(recall_target)
+    record["parameters"] = {"rerank": int(rerank), "index_dim": dims.pop() if dims else None}
+    return record
 
 
 # --------------------------------------------------------------------------------------
