@@ -5,6 +5,8 @@ does not use collapse into one cell, and a bad setting is refused naming its opt
 
 from __future__ import annotations
 
+import shutil
+
 import pandas as pd
 import pytest
 
@@ -88,6 +90,21 @@ def test_a_rerun_skips_every_finished_cell(tiny, capsys):
                           out=folder / "out", scheduler="inprocess")
     assert "12 of 12 cells already done; 0 to run" in capsys.readouterr().out
     assert (folder / "out" / "serving_runs.csv").read_bytes() == before
+
+
+def test_a_remeasurement_replaces_the_older_row_in_what_the_chapter_reads(tiny, tmp_path):
+    folder, _, _ = tiny
+    out = tmp_path / "out"
+    shutil.copytree(folder / "out", out)
+    experiments.reproduce("serving", methods=["exact"], **{**TINY, "catalogs": ["isotropic"]},
+                          threads=2, runs=tmp_path / "runs", out=out, scheduler="inprocess")
+    runs = pd.read_csv(out / "serving_runs.csv")
+    assert sorted(runs.loc[runs["method"] == "exact", "threads"]) == [1, 1, 2]
+    record = report.load_record(out)
+    builds = [(b["catalog"], b["index"]) for b in record["index_builds"]]
+    assert len(builds) == len(set(builds)) == 6
+    exact = [c for c in record["index_curves"] if c["index"] == "exact"]
+    assert len(exact) == 2  # one setting per catalogue, the re-measured one for isotropic
 
 
 def test_unused_settings_collapse_into_one_cell():

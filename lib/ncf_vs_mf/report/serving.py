@@ -110,13 +110,15 @@ def load_record(folder: str | Path, recall_target: float = 0.9,
     alone and each two-stage C), ``catalog_stats`` (per catalog, the stats row at its largest
     n), ``recall_target`` and ``parameters`` (``rerank``, and ``index_dim``, the one d the
     indexes were measured at): what :func:`key_numbers` and the summaries of
-    :mod:`ncf_vs_mf.serving` take.
+    :mod:`ncf_vs_mf.serving` take. Of cells measuring one method on the same catalogue, n, d
+    and batch (e.g. with other threads or options) the last published is used.
     """
     runs_table, curves_table = tables(SERVING, Path(folder))
     if not runs_table.path.is_file():
         raise FileNotFoundError(f"{runs_table.path} is missing: run `ncf-vs-mf reproduce "
                                 "serving --publish` (see its --help)")
     runs, curves = runs_table.read(), curves_table.read()
+    runs = runs.drop_duplicates(["method", "catalog", "n", "d", "batch"], keep="last")
     key = list(SERVING.key)
     curve_rows: dict[tuple, list[dict[str, Any]]] = {}
     for row in curves.to_dict("records"):
