@@ -61,7 +61,8 @@ def test_two_stage_with_more_candidates_recovers_more_of_the_mlp_top_k(tiny):
     for _, g in stages.groupby("catalog"):
         g = g.sort_values("setting")
         assert list(g["setting"]) == [10, 20, 50, 100, 200]  # C <= n
-        assert g["recall"].is_monotonic_increasing or g["recall"].diff().min() > -0.05
+        # an item of the MLP's top-k among C candidates is among any larger set's top-k
+        assert g["recall"].is_monotonic_increasing
 
 
 def test_scoring_rows_are_per_user_times_and_the_record_reads_back(tiny):

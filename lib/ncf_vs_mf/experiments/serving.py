@@ -182,7 +182,8 @@ def scorer(method: str, d: int, items: np.ndarray) -> Callable[[np.ndarray], obj
     return lambda u: serving.similarity_scores(similarity, u, items_t)
 
 
-def time_scoring(cell: ServingCell, users: np.ndarray, items: np.ndarray) -> dict[str, float]:
+def time_scoring(cell: ServingCell, users: np.ndarray | None = None,
+                 items: np.ndarray | None = None) -> dict[str, float]:
     """Best-of wall time of one scoring cell (one thread) and the time per user."""
     import torch
 
@@ -339,9 +340,8 @@ def measure_mlp_side(cell: ServingCell, users: np.ndarray, items: np.ndarray) ->
 
 def measure(cell: ServingCell, context: Context) -> RunResult:
     """Worker: run one serving measurement (timings on one thread: run cells one at a time)."""
-    if cell.method == "select":
-        return RunResult(time_scoring(cell, np.empty((0, 0), np.float32),
-                                      np.empty((0, 0), np.float32)))
+    if cell.method == "select":  # random scores, no catalogue
+        return RunResult(time_scoring(cell))
     users, items, info = catalogue(cell, context.data_dir)
     if cell.method in SCORING:
         return RunResult(time_scoring(cell, users, items))
@@ -443,7 +443,7 @@ SERVING = ServingExperiment(
                 "--ns 100000 (the MLP side).",
     cell=ServingCell, run=measure, runs_table="serving_runs", curves_table="serving_curves",
     key=tuple(f.name for f in dataclasses.fields(ServingCell)), folder="serving",
-    defaults={"method": ("stats",) + INDEXES, "catalog": CATALOGS,
+    defaults={"method": INDEXES, "catalog": CATALOGS,
               "n": (10_000, 100_000, 1_000_000), "d": (64,), "batch": (1,), "seed": (0,),
               "pool": 1_000_000, "users": 1_100, "k": 10, "recall_queries": 1_000,
               "latency_queries": 200, "latency_budget": 2.0, "stage_queries": 100,
