@@ -168,3 +168,20 @@ def test_non_finite_scores_stop_with_the_model_and_user_named():
     bad = Recommender("EASE^R", {}, np.ones((3, 1)), np.array([[1.0, np.nan, 2.0]]))
     with pytest.raises(NonFiniteScores, match=r"EASE\^R: score nan for user 2, item 1"):
         bad.score_all(np.array([2]))
+
+
+def test_slim_on_the_gram_matrix_equals_elastic_net_on_x_with_its_column_zeroed():
+    from sklearn.linear_model import ElasticNet
+
+    split = synthetic_split(n_users=80, n_items=150, mean_interactions=20, n_negatives=20)
+    x = baselines.interactions(split)
+    items = np.array([0, 7, 42])
+    ours = baselines.slim_columns((x.T @ x).toarray(), x.tocsc(), items, 1e-3, 0.1, 500)
+    for column, j in enumerate(items):
+        design = x.toarray()
+        target = design[:, j].copy()
+        design[:, j] = 0.0
+        reference = ElasticNet(alpha=1e-3, l1_ratio=0.1, positive=True, fit_intercept=False,
+                               max_iter=500, tol=1e-4).fit(design, target).coef_
+        assert np.allclose(ours[:, column], reference, atol=1e-6)
+        assert ours[j, column] == 0.0

@@ -177,31 +177,35 @@ def fit_ease(x: sp.csr_matrix, params: dict[str, Any], seed: int,
         return x, ease_weights(x, params["reg"])
 
 
-def slim_columns(x: sp.csc_matrix, items: np.ndarray, alpha: float, l1_ratio: float,
-                 max_iter: int) -> np.ndarray:
-    """SLIM's ElasticNet for the given items: column j regressed, non-negatively, on all other
-    columns (its own zeroed); returns the (n_items, len(items)) weights."""
+def slim_columns(gram: np.ndarray, targets: sp.csc_matrix, items: np.ndarray, alpha: float,
+                 l1_ratio: float, max_iter: int) -> np.ndarray:
+    """SLIM's ElasticNet for the given items: column j of X regressed, non-negatively, on all
+    other columns (its own excluded), with scikit-learn's coordinate descent on the Gram
+    matrix X^T X (the same solution as ``ElasticNet`` on X with column j zeroed, computed
+    without touching X); returns the (n_items, len(items)) weights."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import ElasticNet
+    from sklearn.linear_model import enet_path
 
-    model = ElasticNet(alpha=alpha, l1_ratio=l1_ratio, positive=True, fit_intercept=False,
-                       copy_X=False, precompute=True, selection="cyclic", max_iter=max_iter,
-                       tol=1e-4)
-    design = x.copy()
-    out = np.zeros((x.shape[1], len(items)))
+    gram = np.array(gram, order="C")  # a private, writeable copy (blocks may share a read-only one)
+    shape_only = np.zeros(targets.shape)  # enet_path reads X's shape only (pages untouched)
+    out = np.zeros((gram.shape[0], len(items)))
     for column, j in enumerate(items):
-        start, stop = design.indptr[j], design.indptr[j + 1]
-        target = np.zeros(x.shape[0])
-        target[design.indices[start:stop]] = design.data[start:stop]
-        saved = design.data[start:stop].copy()
-        design.data[start:stop] = 0.0  # the zero diagonal: j may not predict itself
+        target = targets[:, [j]].toarray().ravel()
+        saved = gram[j].copy()
+        xy = saved.copy()
+        xy[j] = 0.0
+        gram[j, :] = 0.0  # the zero diagonal: j may not predict itself
+        gram[:, j] = 0.0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(design, target)
-        design.data[start:stop] = saved
-        out[:, column] = model.coef_
+            _, coefs, _ = enet_path(shape_only, target, l1_ratio=l1_ratio, alphas=[alpha],
+                                    precompute=gram, Xy=xy, check_input=False, positive=True,
+                                    max_iter=max_iter, tol=1e-4)
+        gram[j, :] = saved
+        gram[:, j] = saved
+        out[:, column] = coefs[:, 0]
     return out
 
 
@@ -209,13 +213,14 @@ def fit_slim(x: sp.csr_matrix, params: dict[str, Any], seed: int,
              threads: int) -> tuple[Any, Any]:
     """SLIM (Ning and Karypis 2011) with ElasticNet, as Dacrema et al.: one non-negative
     regression per item, zero diagonal, the k largest weights per item kept; items are split
-    into ``threads`` blocks fitted in parallel processes."""
+    into blocks fitted in ``threads`` parallel processes."""
     from joblib import Parallel, delayed
 
-    design = x.tocsc()
-    blocks = np.array_split(np.arange(x.shape[1]), max(1, threads) * 4)
+    gram = (x.T @ x).toarray()
+    targets = x.tocsc()
+    blocks = np.array_split(np.arange(x.shape[1]), max(1, threads))
     parts = Parallel(n_jobs=max(1, threads), backend="loky" if threads > 1 else "sequential")(
-        delayed(slim_columns)(design, block, params["alpha"], params["l1_ratio"],
+        delayed(slim_columns)(gram, targets, block, params["alpha"], params["l1_ratio"],
                               params["max_iter"]) for block in blocks)
     weights = np.concatenate(parts, axis=1)
     return x, keep_top_k(weights, params["neighbors"]).tocsr()

@@ -1,0 +1,81 @@
+"""``reproduce baselines`` on the experiment engine, in this process: a tiny grid runs the tuning
+cells and then each model's chosen setting on the test split, a rerun trains nothing, the
+selection is the best tuning HR@10, and a bad grid point is refused before anything runs."""
+
+import pandas as pd
+import pytest
+
+from ncf_vs_mf import experiments
+from ncf_vs_mf.baselines import BASELINES
+from ncf_vs_mf.experiments import baselines as exp
+from ncf_vs_mf.experiments.engine import RunResult, SettingsError
+
+TINY = dict(dataset="synthetic", models=["Popularity", "EASE^R", "iALS"], grid="smoke",
+            seeds=[0, 1])
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("baselines")
+    table = experiments.reproduce("baselines", **TINY, runs=folder / "runs", out=folder / "out",
+                                  scheduler="inprocess")
+    return folder, table
+
+
+def test_grid_runs_tuning_then_the_selected_setting_per_model_and_seed(published):
+    _, table = published
+    test = table[table["split"] == "test"]
+    # Popularity and EASE^R are deterministic (one seed); iALS runs both seeds
+    assert sorted(zip(test["model"], test["seed"])) == [("EASE^R", 0), ("Popularity", 0),
+                                                        ("iALS", 0), ("iALS", 1)]
+    tuning = table[table["split"] == "tuning"]
+    assert len(tuning) == 1 + 2 + 2  # Popularity 1, EASE^R 2 points, iALS 1 point x 2 seeds
+    assert (test["setting"] == exp.SELECTED).all()
+    assert test["selection"].str.startswith("best tuning HR@10 of").all()
+    assert (tuning["selection"] == "grid point (tuning split)").all()
+    assert table[["fit_seconds", "score_seconds"]].ge(0).all().all()
+
+
+def test_selected_setting_is_the_best_on_the_tuning_split(published):
+    _, table = published
+    tuning = table[(table["split"] == "tuning") & (table["model"] == "EASE^R")]
+    best = tuning.sort_values(["hr10", "ndcg10"], ascending=False, kind="stable").iloc[0]
+    chosen = table[(table["split"] == "test") & (table["model"] == "EASE^R")].iloc[0]
+    assert chosen["params"] == best["setting"]
+
+
+def test_rerun_trains_nothing(published, capsys):
+    folder, table = published
+    again = experiments.reproduce("baselines", **TINY, runs=folder / "runs",
+                                  out=folder / "out", scheduler="inprocess")
+    assert "0 to run" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(again, table)
+
+
+def test_choose_breaks_ties_by_ndcg_then_grid_order():
+    rows = {"a": RunResult({"hr10": 0.5, "ndcg10": 0.2}),
+            "b": RunResult({"hr10": 0.5, "ndcg10": 0.3}),
+            "c": RunResult({"hr10": 0.5, "ndcg10": 0.3})}
+    assert exp.choose(rows) == "b"
+
+
+def test_setting_text_round_trips():
+    for model, points in exp.GRIDS["table1"].items():
+        for params in points:
+            assert exp.parse_setting(exp.setting_text(params)) == params, model
+
+
+def test_committed_grids_are_in_range_and_every_model_has_one():
+    for name, grid in exp.GRIDS.items():
+        assert set(grid) == set(BASELINES), name
+        for model, points in grid.items():
+            cell = exp.BaselineCell("ml-1m", model, name, 0, "test", exp.SELECTED, 1)
+            assert exp.check(cell) == [], (name, model)
+
+
+def test_bad_grid_point_is_refused_before_anything_runs(monkeypatch, tmp_path):
+    monkeypatch.setitem(exp.GRIDS["smoke"], "EASE^R", [{"reg": -1.0}])
+    with pytest.raises(SettingsError, match=r"--grid smoke: EASE\^R reg=-1.0"):
+        experiments.reproduce("baselines", **{**TINY, "models": ["EASE^R"]},
+                              runs=tmp_path / "runs", scheduler="inprocess")
+    assert not (tmp_path / "runs" / "baselines").exists()
