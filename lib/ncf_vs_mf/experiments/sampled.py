@@ -110,13 +110,14 @@ def _train_ncf(cell: SampledCell, split: data_mod.LeaveOneOutSplit, data_dir: st
                ) -> tuple[protocols.Scorer, dict[str, float]]:
     import torch
 
-    from ..ncf_training import NCFConfig, RunTask, build_model, execute_run
+    from ..ncf_protocol import RunTask, execute_run, load_model
+    from ..ncf_training import NCFConfig
 
     tuning = load_split(cell.dataset, "tuning", data_dir)
     task = RunTask(cell.family, cell.size, cell.seed, "test", keep=(cell.epochs,))
     result = execute_run(task, split, tuning, NCFConfig(epochs=cell.epochs, device="cpu"))
-    net = build_model(cell.family, split.n_users, split.n_items, cell.size, seed=0)
-    net.load_state_dict(result.states[cell.epochs])
+    net = load_model(cell.family, cell.size, split.n_users, split.n_items,
+                     result.states[cell.epochs])
     all_items = torch.arange(split.n_items)
 
     def score(users: np.ndarray) -> np.ndarray:
