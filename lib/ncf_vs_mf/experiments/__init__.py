@@ -18,6 +18,7 @@ EXPERIMENTS: dict[str, str] = {
     "ncf": "ncf_vs_mf.experiments.ncf:NCF",
     "mlp-dot": "ncf_vs_mf.experiments.mlp_dot:MLP_DOT",
     "gmf-reg": "ncf_vs_mf.experiments.gmf_reg:GMF_REG",
+    "baselines": "ncf_vs_mf.experiments.baselines:BASELINES_EXPERIMENT",
     "sampled-vs-full": "ncf_vs_mf.experiments.sampled:SAMPLED",
     "serving": "ncf_vs_mf.experiments.serving:SERVING",
 }
