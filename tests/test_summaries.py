@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from ncf_vs_mf import summaries
+from ncf_vs_mf.experiments.ncf import NCF_VALIDATION
 
 
 def test_summaries_over_seeds_and_versus_published():
@@ -147,19 +148,24 @@ def test_selected_epochs_one_row_per_model_and_k_one_column_per_seed():
 
 def _mf_run_rows() -> pd.DataFrame:
     """MF runs of two dims and three seeds, plus rows Figure 2 must leave out."""
-    base = {"dataset": "ml-1m", "split": "test", "model": "MF", "epochs": 256, "dtype": "float64",
-            "threads": 1}
+    base = {"dataset": "ml-1m", "split": "test", "model": "MF", "epochs": 256, "lr": 0.002,
+            "reg": 0.005, "negatives": 8, "dtype": "float64", "threads": 1}
     rows = [{**base, "dim": d, "seed": s, "hr10": h, "ndcg10": n}
             for d, s, h, n in [(64, 0, 0.70, 0.40), (64, 1, 0.72, 0.42), (64, 2, 0.74, 0.44),
                                (192, 0, 0.73, 0.45), (192, 1, 0.73, 0.45)]]
     rows += [{**base, "dim": 64, "seed": 0, "hr10": 0.1, "ndcg10": 0.1, "dtype": "float32"},
              {**base, "dim": 64, "seed": 0, "hr10": 0.1, "ndcg10": 0.1, "split": "tuning"},
              {**base, "dim": 64, "seed": 0, "hr10": 0.1, "ndcg10": 0.1, "threads": 2},
-             {**base, "dim": 64, "seed": 0, "hr10": 0.1, "ndcg10": 0.1, "dataset": "pinterest-20"}]
+             {**base, "dim": 64, "seed": 0, "hr10": 0.1, "ndcg10": 0.1, "dataset": "pinterest-20"},
+             # smoke runs published beside the full ones: another key, never in Figure 2
+             {**base, "dim": 64, "seed": 0, "hr10": 0.1, "ndcg10": 0.1, "epochs": 1},
+             {**base, "dim": 64, "seed": 3, "hr10": 0.1, "ndcg10": 0.1, "lr": 0.05},
+             {**base, "dim": 64, "seed": 3, "hr10": 0.1, "ndcg10": 0.1, "negatives": 1},
+             {**base, "dim": 64, "seed": 3, "hr10": 0.1, "ndcg10": 0.1, "reg": 0.0}]
     return pd.DataFrame(rows)
 
 
-def test_full_mf_runs_keep_test_split_float64_single_thread_of_the_dataset():
+def test_full_mf_runs_keep_the_papers_settings_only():
     kept = summaries.full_mf_runs(_mf_run_rows())
     assert len(kept) == 5 and kept["hr10"].min() == pytest.approx(0.70)
 
@@ -172,14 +178,16 @@ def test_section3_results_load_filter_and_average(tmp_path):
     assert results.mf_seeds == (2, 3)
     assert results.ncf.empty and results.ncf_runs.empty  # no ncf_runs.csv
     assert set(results.published["dataset"]) == {"ml-1m"}
-    ncf = pd.DataFrame({"dataset": "ml-1m", "model": ["NeuMF", "NeuMF", "NeuMF"],
-                        "predictive_factor": 64, "dim": 192, "seed": [0, 1, 2],
-                        "max_batches": [0, 0, 50], "hr10": [0.69, 0.71, 0.2],
-                        "ndcg10": [0.41, 0.43, 0.1], "hr10_test_selected": [0.70, 0.71, 0.2],
-                        "ndcg10_test_selected": [0.41, 0.43, 0.1]})
+    ncf = pd.DataFrame({"dataset": "ml-1m", "model": "NeuMF", "predictive_factor": 64,
+                        "dim": 192, "seed": [0, 1, 2, 3], "max_epochs": [20, 20, 20, 1],
+                        "lr": 0.001, "finetune_lr": 0.001, "negatives": 4, "batch_size": 256,
+                        "reg": 0.0, "validation": NCF_VALIDATION, "max_batches": [0, 0, 50, 0],
+                        "hr10": [0.69, 0.71, 0.2, 0.2], "ndcg10": [0.41, 0.43, 0.1, 0.1],
+                        "hr10_test_selected": [0.70, 0.71, 0.2, 0.2],
+                        "ndcg10_test_selected": [0.41, 0.43, 0.1, 0.1]})
     ncf.to_csv(tmp_path / "ncf_runs.csv", index=False)
     results = summaries.section3_results(tmp_path)
-    assert results.ncf["seeds"].tolist() == [2]  # the max_batches = 50 smoke run is left out
+    assert results.ncf["seeds"].tolist() == [2]  # the two smoke runs are left out
     assert results.ncf["hr10"].tolist() == pytest.approx([0.70])
 
 

@@ -73,7 +73,6 @@ __all__ = [
     "grid_cells",
     "cell_cost",
     "run_cell",
-    "read_tables",
     "provenance",
 ]
 
@@ -501,9 +500,3 @@ def provenance(folder: str | os.PathLike) -> pd.DataFrame:
                if not runs.empty else pd.Series(dtype=str, name="device"))
     return overview.merge(devices.rename("device"), left_on="run_id", right_index=True,
                           how="left").drop(columns="run_id")
-
-
-def read_tables(folder: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The runs and curves of a results folder as DataFrames (empty when not written yet)."""
-    runs, curves = _tables(folder)
-    return runs.read(), curves.read()

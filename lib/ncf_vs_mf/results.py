@@ -48,7 +48,7 @@ TEMP_SUFFIX = ".tmp"
 __all__ = ["RESULTS_DIR", "Invocation", "ResultTable", "TableError", "DuplicateRowError",
            "atomic_write_bytes", "atomic_write_text", "atomic_write_csv", "folder_lock",
            "environment", "git_commit", "provenance_overview", "provenance_catalog",
-           "read_json"]
+           "read_json", "select_rows"]
 
 
 class TableError(ValueError):
@@ -228,6 +228,18 @@ def _key_text(row: dict[str, Any], key: list[str]) -> tuple[str, ...]:
     return tuple(format_value(row[k]) for k in key)
 
 
+def select_rows(table: pd.DataFrame, settings: dict[str, Any], name: str = "table") -> pd.DataFrame:
+    """The rows of ``table`` whose columns equal every given setting (TableError naming a
+    setting the table has no column for)."""
+    unknown = [column for column in settings if column not in table.columns]
+    if unknown:
+        raise TableError(f"{name}: no columns {unknown}; it has {list(table.columns)}")
+    mask = np.ones(len(table), dtype=bool)
+    for column, value in settings.items():
+        mask &= (table[column] == value).to_numpy()
+    return table[mask].reset_index(drop=True)
+
+
 class ResultTable:
     """A resumable tidy table keyed by some columns (e.g. dataset, model, dim, seed)."""
 
@@ -266,14 +278,7 @@ class ResultTable:
 
     def select(self, **settings: Any) -> pd.DataFrame:
         """The rows whose columns equal every given setting (a chapter's exact selection)."""
-        table = self.read()
-        unknown = [name for name in settings if name not in table.columns]
-        if unknown:
-            raise TableError(f"{self.path}: no columns {unknown}; it has {list(table.columns)}")
-        mask = np.ones(len(table), dtype=bool)
-        for name, value in settings.items():
-            mask &= (table[name] == value).to_numpy()
-        return table[mask].reset_index(drop=True)
+        return select_rows(self.read(), settings, str(self.path))
 
     def append(self, rows: list[dict[str, Any]], invocation: Invocation,
                duplicates: str = "refuse") -> int:

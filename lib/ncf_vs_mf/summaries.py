@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .results import select_rows
+
 
 def mean_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
     """Mean and the half-width of its Student-t confidence interval (nan with one value)."""
@@ -313,18 +315,24 @@ class Section3Results:
 
 
 def full_mf_runs(runs: pd.DataFrame, dataset: str = "ml-1m") -> pd.DataFrame:
-    """The MF runs behind Figure 2: test split, float64, single-threaded, of ``dataset``."""
-    keep = (runs["dataset"] == dataset) & (runs["split"] == "test") & (runs["dtype"] == "float64")
-    if "threads" in runs.columns:
-        keep &= runs["threads"] == 1
-    return runs[keep].reset_index(drop=True)
+    """The MF runs behind Figure 2: every setting the ``mf`` experiment fixes for the book (test
+    split, 256 epochs, the paper's lr, lambda and m for ``dataset``, float64, one thread)."""
+    from .experiments import get
+    from .experiments.engine import book_settings
+
+    settings = book_settings(get("mf"), axes=("lr", "reg", "negatives"), dataset=dataset)
+    return select_rows(runs, settings, "MF runs")
 
 
 def full_ncf_runs(runs: pd.DataFrame, dataset: str = "ml-1m") -> pd.DataFrame:
-    """NCF runs that trained on every batch (max_batches 0) of ``dataset``."""
+    """NCF runs with NCF's settings (20 epochs, Adam lr 0.001, 4 negatives, batch 256, no L2,
+    every batch of every epoch, the epoch selected on the tuning split) of ``dataset``."""
+    from .experiments import get
+    from .experiments.engine import book_settings
+
     if runs.empty:
         return runs
-    return runs[(runs["dataset"] == dataset) & (runs["max_batches"] == 0)].reset_index(drop=True)
+    return select_rows(runs, book_settings(get("ncf"), dataset=dataset), "NCF runs")
 
 
 def section3_results(results_dir: str | Path, dataset: str = "ml-1m") -> Section3Results:

@@ -188,3 +188,33 @@ def describe(cell: Any) -> str:
 def settings_of(cell: Any) -> dict[str, Any]:
     """A cell as a plain dict (what the run store records)."""
     return dataclasses.asdict(cell)
+
+
+def book_settings(experiment: Experiment, axes: Iterable[str] = (),
+                  engine: Mapping[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
+    """The settings of the runs a chapter shows: every key column that the experiment fixes or
+    sets once (``--epochs 256``) at its default, the grid ``axes`` named (e.g. lr, lambda and
+    m, at their default after ``resolve``: one value each), ``overrides`` (e.g. the dataset)
+    and the engine's defaults (``threads`` 1). A smoke run (fewer epochs, other rates, truncated
+    epochs) differs in one of them, so its rows are never shown."""
+    engine = {"threads": 1, **(engine or {})}
+    axes = set(axes)
+    values = experiment.resolve({**experiment.defaults, **overrides})
+    settings: dict[str, Any] = {}
+    for f in experiment.fields():
+        if f.name not in experiment.key or not f.init:
+            continue
+        if f.name in experiment.fixed:
+            settings[f.name] = experiment.fixed[f.name]
+        elif f.metadata.get("engine"):
+            settings[f.name] = engine[f.metadata["engine"]]
+        elif not f.metadata.get("many") or f.name in axes:
+            value = values.get(f.name)
+            if isinstance(value, (list, tuple)):
+                if len(value) != 1:
+                    raise ValueError(f"{experiment.name}: {f.name} has {len(value)} default "
+                                     "values; a chapter's runs need one")
+                value = value[0]
+            if value is not None:
+                settings[f.name] = value
+    return settings

@@ -28,7 +28,7 @@ from typing import Any, Iterable
 from ..config import source_root
 from ..results import (ResultTable, TableError, folder_lock, format_value, read_json,
                        remove_stale_temporaries)
-from .engine import Experiment, RunResult, settings_of
+from .engine import Experiment, RunResult, book_settings, settings_of
 
 FORMAT = 1
 RECORD_FIELDS = ("format", "experiment", "digest", "settings", "row", "curves", "provenance",
@@ -187,6 +187,18 @@ def tables(experiment: Experiment, out: Path) -> tuple[ResultTable, ResultTable 
     curves = (ResultTable(Path(out) / f"{experiment.curves_table}.csv", experiment.curves_key())
               if experiment.curves_table else None)
     return runs, curves
+
+
+def book_tables(experiment: Experiment, folder: str | os.PathLike, axes: Iterable[str] = (),
+                **overrides: Any) -> tuple[Any, Any]:
+    """A chapter's runs and curves of ``experiment`` from the committed tables in
+    ``folder``, read strictly and restricted to :func:`~.engine.book_settings` (``axes``,
+    ``overrides``; an override of None leaves that column free): rows of other settings, e.g.
+    a smoke run published beside the full grid, are never shown. Curves are None without a
+    curves table."""
+    settings = book_settings(experiment, axes, **overrides)
+    runs, curves = tables(experiment, Path(folder))
+    return runs.select(**settings), (curves.select(**settings) if curves is not None else None)
 
 
 @dataclass

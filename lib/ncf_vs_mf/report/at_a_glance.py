@@ -127,15 +127,14 @@ class Evidence:
 def load_evidence(section3_dir: str | Path, gmf_dir: str | Path, mlp_dot_dir: str | Path,
                   serving_file: str | Path) -> Evidence:
     """Read the committed tables and the serving record behind the results page."""
-    from .. import dot_learning, summaries
+    from .. import summaries
     from . import gmf_regularization, mlp_dot
     from . import serving as serving_report
 
     record = json.loads(Path(serving_file).read_text(encoding="utf-8"))
-    mlp_runs, _ = dot_learning.read_tables(mlp_dot_dir)
+    mlp_runs, _ = mlp_dot.read_tables(mlp_dot_dir)
     return Evidence(section3=summaries.section3_results(section3_dir),
-                    gmf=gmf_regularization.key_numbers(
-                        pd.read_csv(Path(gmf_dir) / "gmf_reg_runs.csv")),
+                    gmf=gmf_regularization.key_numbers(gmf_regularization.read_tables(gmf_dir)[0]),
                     mlp_dot=mlp_dot.key_numbers(mlp_runs),
                     serving=serving_report.key_numbers(record), serving_record=record,
                     mlp_runs=mlp_runs)

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ..experiments import get
+from ..experiments.store import book_tables
 from ..plotting import PALETTE, legend_below, model_color
 from ..regularization import VARIANTS
 
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "read_tables",
     "NORM_LABELS",
     "variant_color",
     "lambda_text",
@@ -66,6 +69,13 @@ def lambda_text(reg: float) -> str:
 
 
 # ----------------------------------------------------------------------------- numbers
+
+
+def read_tables(folder: str, epochs: int = 20) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The chapter's runs and curves, every dataset: the committed rows with NCF's training
+    settings (``epochs``, Adam lr 0.001, batch 256, 4 negatives, initial std 0.01); rows of any
+    other setting are never shown."""
+    return book_tables(get("gmf-reg"), folder, dataset=None, epochs=epochs)
 
 
 def key_numbers(runs: pd.DataFrame, dataset: str = "ml-100k", dim: int = 64,

@@ -1,7 +1,7 @@
 """Section 4's results as a reader sees them: summaries, the growth exponent, figures, numbers.
 
 Reads the runs and curves tables of ``ncf-vs-mf reproduce mlp-dot``
-(:func:`ncf_vs_mf.dot_learning.read_tables`) and never trains. :func:`plot_figure3` and
+(:func:`read_tables`) and never trains. :func:`plot_figure3` and
 :func:`key_numbers` are what the book's results page uses; the chapter
 ``book/mlp_dot_product.md`` uses the rest. Settings of the grid that have no run stay missing
 (NaN in tables, no point in figures), never zero.
@@ -18,6 +18,8 @@ import pandas as pd
 
 from ..dot_learning import DIMS, SIGMA_LABEL, THRESHOLDS, TRAIN_FRACTION, USERS, WIDTHS
 from ..models import parameter_count
+from ..experiments import get
+from ..experiments.store import book_tables
 from ..summaries import over_seeds
 
 if TYPE_CHECKING:
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
-    "Text", "ERRORS", "LEVELS", "PAPER_ALPHA", "summarize", "by_setting", "coverage", "samples_needed",
+    "read_tables", "Text", "ERRORS", "LEVELS", "PAPER_ALPHA", "summarize", "by_setting", "coverage", "samples_needed",
     "fit_growth", "alpha_interval", "compare_with_range", "interval_text", "fit_table", "paper_claim",
     "estimate_hours", "overfitting", "key_numbers", "width_label", "plot_figure3",
     "plot_widths", "plot_epochs", "plot_growth",
@@ -49,6 +51,13 @@ class Text:
 
     def __repr__(self) -> str:
         return self.text
+
+
+def read_tables(folder: str, epochs: int = 32) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Figure 3's runs and curves: the committed rows with the chapter's training settings
+    (``epochs``, Adam lr 0.001, batch 256, 100 pairs per user, 100,000 fresh pairs); rows of
+    any other setting are never shown."""
+    return book_tables(get("mlp-dot"), folder, axes=("lr",), epochs=epochs)
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
