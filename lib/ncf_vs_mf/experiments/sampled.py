@@ -9,7 +9,10 @@ paper's SGD settings, 256 epochs, metric after the last epoch) and ``GMF-<k>``, 
 ``NeuMF-<k>`` (NCF's models at predictive factor k, NCF's Adam settings, trained on the full
 training file for the epoch count the NCF chapter selected on the tuning split, read from the
 committed ``results/ncf_experiments/ncf_runs.csv``: the model is the NCF chapter's test-run
-model at its selected epoch, whose sampled HR@10 the row repeats as ``hr10_trainer``).
+model at its selected epoch, whose sampled HR@10 the row repeats as ``hr10_trainer``), and
+the baselines chapter's models by name (``EASE^R``...), fitted at the setting that chapter
+tuned, read from the committed ``results/baselines/baselines_runs.csv`` (``hr10_trainer``: the
+HR@10 that table reports).
 """
 
 from __future__ import annotations
@@ -29,35 +32,59 @@ from .engine import Context, Experiment, RunResult, axis, derived
 from .mf import PAPER_HYPERPARAMETERS
 
 NCF_FAMILIES = ("GMF", "MLP", "NeuMF")
-FAMILIES = ("MF",) + NCF_FAMILIES
+BASELINE = "baseline"  # the family of the baselines chapter's models
+BASELINE_MODELS = ("Popularity", "item-kNN", "RP3beta", "PureSVD", "EASE^R", "SLIM", "iALS",
+                   "BPR-MF")
 MODELS = ("MF-16", "MF-64", "MF-192", "GMF-8", "GMF-16", "MLP-8", "MLP-16", "NeuMF-8",
-          "NeuMF-16")
+          "NeuMF-16") + BASELINE_MODELS
 MF_EPOCHS = 256
 SAMPLE_SIZES = " ".join(map(str, protocols.SAMPLE_SIZES))
 KEY = ("dataset", "model", "family", "size", "seed", "epochs", "draws", "sample_sizes")
 _SETTING = re.compile(r"^(MF|GMF|MLP|NeuMF)-([0-9]+)$")
 _MINUTES_PER_EPOCH = {"GMF": 0.12, "MLP": 0.2, "NeuMF": 0.22}  # one core, k <= 16 (NCF runs)
+_BASELINE_MINUTES = {"Popularity": 0.1, "item-kNN": 0.6, "RP3beta": 0.6, "PureSVD": 0.4,
+                     "EASE^R": 0.6, "SLIM": 20.0, "iALS": 4.0, "BPR-MF": 4.0}
 
 
 def parse_model(model: str) -> tuple[str, int]:
-    """(family, size) of a model setting: ``MF-64`` -> ("MF", 64); ("", 0) if not a setting."""
+    """(family, size) of a model setting: ``MF-64`` -> ("MF", 64), ``EASE^R`` -> ("baseline",
+    0); ("", 0) if it is neither."""
     match = _SETTING.match(model)
-    return (match.group(1), int(match.group(2))) if match else ("", 0)
+    if match:
+        return match.group(1), int(match.group(2))
+    return (BASELINE, 0) if model in BASELINE_MODELS else ("", 0)
 
 
 @lru_cache(maxsize=8)
-def _ncf_runs(results_dir: str) -> Any:
+def _committed(table: str) -> Any:
+    """A committed runs table under the results folder (empty if not there)."""
     import pandas as pd
 
-    return pd.read_csv(f"{results_dir}/ncf_experiments/ncf_runs.csv")
+    from ..results import RESULTS_DIR
+
+    path = RESULTS_DIR / table
+    return pd.read_csv(path) if path.exists() else pd.DataFrame()
+
+
+def baseline_row(dataset: str, model: str, seed: int) -> dict[str, Any] | None:
+    """The baselines chapter's test row of ``model`` (its tuned setting, grid "table1"), for
+    ``seed`` (deterministic models: their one row), or None if not committed."""
+    runs = _committed("baselines/baselines_runs.csv")
+    if runs.empty:
+        return None
+    match = runs[(runs["dataset"] == dataset) & (runs["model"] == model)
+                 & (runs["split"] == "test") & (runs["grid"] == "table1")]
+    seeded = match[match["seed"] == seed]
+    chosen = seeded if len(seeded) else match
+    return chosen.iloc[0].to_dict() if len(chosen) else None
 
 
 def ncf_selected_epoch(dataset: str, model: str, k: int, seed: int) -> int:
     """The epoch the NCF chapter selected on the tuning split for (model, k, seed), from its
     committed runs table (NCF's default settings, full epochs); -1 if not there."""
-    from ..results import RESULTS_DIR
-
-    runs = _ncf_runs(str(RESULTS_DIR))
+    runs = _committed("ncf_experiments/ncf_runs.csv")
+    if runs.empty:
+        return -1
     match = runs[(runs["dataset"] == dataset) & (runs["model"] == model)
                  & (runs["predictive_factor"] == k) & (runs["seed"] == seed)
                  & (runs["max_epochs"] == 20) & (runs["lr"] == 0.001) & (runs["reg"] == 0)
@@ -71,20 +98,22 @@ class SampledCell:
     """One model setting and seed, evaluated under every protocol."""
 
     dataset: str = axis("--dataset", "dataset", choices=data_mod.DATASETS, many=False)
-    model: str = axis("--models", "model settings: MF-<d>, GMF-<k>, MLP-<k>, NeuMF-<k>")
+    model: str = axis("--models", "model settings: MF-<d>, GMF-<k>, MLP-<k>, NeuMF-<k>, or a "
+                      "baseline by name")
     seed: int = axis("--seeds", "seeds (training and the uniform negatives' draws)")
     draws: int = axis("--draws", "independent draws of the uniform negatives per m", many=False)
     sample_sizes: str = axis("--sample-sizes", "the m of the uniform protocol, one quoted, "
                              "space-separated list", many=False)
     family: str = derived()
-    size: int = derived()  # d for MF, predictive factor k for NCF's models
-    epochs: int = derived()  # MF: 256; NCF: the epoch selected on the tuning split (-1: none)
+    size: int = derived()  # d for MF, predictive factor k for NCF's models, 0 for baselines
+    epochs: int = derived()  # MF: 256; NCF: the epoch selected on the tuning split (-1: none);
+    # baselines: 0 (their tuned setting, from the baselines chapter's table, is in the row)
 
     def __post_init__(self) -> None:
         family, size = parse_model(self.model)
         object.__setattr__(self, "family", family)
         object.__setattr__(self, "size", size)
-        epochs = (MF_EPOCHS if family == "MF" else
+        epochs = (MF_EPOCHS if family == "MF" else 0 if family == BASELINE else
                   ncf_selected_epoch(self.dataset, family, size, self.seed) if family else -1)
         object.__setattr__(self, "epochs", epochs)
 
@@ -103,7 +132,9 @@ def _train_mf(cell: SampledCell, split: data_mod.LeaveOneOutSplit
                       threads=1, **paper)
     model, history = train_mf(split, config)
     user, item = np.ascontiguousarray(model.user[:, 1:]), np.ascontiguousarray(model.item[:, 1:])
-    return protocols.embedding_scorer(user, item, model.item[:, 0]), history.rows[-1]
+    settings = " ".join(f"{k}={v}" for k, v in sorted(paper.items()))
+    return (protocols.embedding_scorer(user, item, model.item[:, 0]),
+            {**history.rows[-1], "params": f"{settings} epochs={cell.epochs}"})
 
 
 def _train_ncf(cell: SampledCell, split: data_mod.LeaveOneOutSplit, data_dir: str | None
@@ -125,7 +156,21 @@ def _train_ncf(cell: SampledCell, split: data_mod.LeaveOneOutSplit, data_dir: st
         items = all_items.expand(len(users), split.n_items)
         return torch.sigmoid(net.score(torch.as_tensor(users), items, 32)).float().numpy()
 
-    return score, result.rows[cell.epochs]
+    return score, {**result.rows[cell.epochs],
+                   "params": f"epochs={cell.epochs} (selected on the tuning split)"}
+
+
+def _fit_baseline(cell: SampledCell, split: data_mod.LeaveOneOutSplit
+                  ) -> tuple[protocols.Scorer, dict[str, Any]]:
+    from ..baselines import fit_baseline
+    from .baselines import parse_setting
+
+    committed = baseline_row(cell.dataset, cell.model, cell.seed)
+    if committed is None:
+        raise ValueError(f"--models {cell.model}: no tuned setting in "
+                         "results/baselines/baselines_runs.csv")
+    recommender = fit_baseline(cell.model, split, parse_setting(committed["params"]), cell.seed)
+    return recommender.score_all, committed
 
 
 def run_cell(cell: SampledCell, context: Context) -> RunResult:
@@ -141,6 +186,8 @@ def run_cell(cell: SampledCell, context: Context) -> RunResult:
         start = time.perf_counter()
         if cell.family == "MF":
             scorer, logged = _train_mf(cell, split)
+        elif cell.family == BASELINE:
+            scorer, logged = _fit_baseline(cell, split)
         else:
             scorer, logged = _train_ncf(cell, split, context.data_dir)
         trained = time.perf_counter()
@@ -156,7 +203,8 @@ def run_cell(cell: SampledCell, context: Context) -> RunResult:
     ncf, full = by_protocol[("ncf", "sampled", 99, 0)], by_protocol[("full", "exact", 0, 0)]
     row = {"hr10_ncf": ncf["hr10"], "ndcg10_ncf": ncf["ndcg10"], "hr10_full": full["hr10"],
            "ndcg10_full": full["ndcg10"], "hr10_trainer": logged["hr10"],
-           "ndcg10_trainer": logged["ndcg10"], "tied_users": int(np.count_nonzero(ties)),
+           "ndcg10_trainer": logged["ndcg10"], "params": logged["params"],
+           "tied_users": int(np.count_nonzero(ties)),
            "seconds_train": round(trained - start, 1),
            "seconds_full_scores": round(scored - trained, 2),
            "seconds_protocols": round(time.perf_counter() - scored, 1)}
@@ -167,7 +215,12 @@ def check(cell: SampledCell) -> list[str]:
     """What is wrong with a cell's settings, each problem naming its option."""
     problems = []
     if not cell.family:
-        problems.append(f"--models {cell.model}: expected MF-<d>, GMF-<k>, MLP-<k> or NeuMF-<k>")
+        problems.append(f"--models {cell.model}: expected MF-<d>, GMF-<k>, MLP-<k>, NeuMF-<k> "
+                        f"or a baseline ({', '.join(BASELINE_MODELS)})")
+    elif cell.family == BASELINE and baseline_row(cell.dataset, cell.model, cell.seed) is None:
+        problems.append(f"--models {cell.model}: no tuned setting on {cell.dataset} in "
+                        "results/baselines/baselines_runs.csv (run `ncf-vs-mf reproduce "
+                        "baselines --publish` first)")
     elif cell.family == "MF" and cell.size < 2:
         problems.append(f"--models {cell.model}: need d >= 2 (one bias coordinate + factors)")
     elif cell.family in NCF_FAMILIES and cell.epochs < 0:
@@ -192,6 +245,8 @@ def cost(cell: SampledCell) -> float:
     """Rough minutes on one core, so that the cheap models run first."""
     if cell.family == "MF":
         return 1.5 + cell.size / 50
+    if cell.family == BASELINE:
+        return _BASELINE_MINUTES.get(cell.model, 5.0)
     return max(cell.epochs, 1) * _MINUTES_PER_EPOCH.get(cell.family, 1.0) * max(1, cell.size / 16)
 
 

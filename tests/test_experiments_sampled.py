@@ -1,0 +1,97 @@
+"""``reproduce sampled-vs-full``: model settings parsed and checked (errors name the option),
+the NCF epochs read from the committed table, tiny MF and GMF runs on synthetic data scored
+under every protocol, a grid through the engine, and the committed rows repeat the numbers the
+MF and NCF chapters committed for the same runs."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ncf_vs_mf import experiments
+from ncf_vs_mf.experiments import sampled
+from ncf_vs_mf.experiments.engine import Context
+from ncf_vs_mf.results import RESULTS_DIR
+
+TINY = dict(dataset="synthetic", seed=0, draws=2, sample_sizes="5 20")
+
+
+def _cell(model, **changes):
+    return sampled.SampledCell(**{**TINY, "model": model, **changes})
+
+
+def test_model_settings_are_parsed():
+    assert sampled.parse_model("MF-192") == ("MF", 192)
+    assert sampled.parse_model("NeuMF-16") == ("NeuMF", 16)
+    assert sampled.parse_model("EASE^R") == (sampled.BASELINE, 0)
+    assert sampled.parse_model("MF") == ("", 0)
+    assert _cell("MF-4").epochs == sampled.MF_EPOCHS
+
+
+def test_bad_settings_name_their_option():
+    problems = " ".join(sampled.check(_cell("MLP", seed=-1, draws=0, sample_sizes="5 x")))
+    assert "--models MLP: expected MF-<d>" in problems
+    assert "--seeds -1" in problems and "--draws 0" in problems
+    assert "--sample-sizes '5 x'" in problems
+    assert "--models MF-1: need d >= 2" in " ".join(sampled.check(_cell("MF-1")))
+    missing = " ".join(sampled.check(_cell("GMF-8", dataset="ml-100k")))
+    assert "--models GMF-8: no validation-selected epoch for seed 0 on ml-100k" in missing
+
+
+def test_ncf_epochs_are_those_the_ncf_chapter_selected():
+    runs = pd.read_csv(RESULTS_DIR / "ncf_experiments" / "ncf_runs.csv")
+    row = runs[(runs["model"] == "MLP") & (runs["predictive_factor"] == 8) & (runs["seed"] == 0)]
+    assert _cell("MLP-8", dataset="ml-1m").epochs == int(row["epochs_selected"].iloc[0])
+    assert _cell("MLP-8", dataset="ml-1m", seed=99).epochs == -1
+
+
+def _check_run(result, model):
+    rows = {(r["protocol"], r["estimator"], r["m"], r["draw"]): r for r in result.curves}
+    assert len(rows) == len(result.curves) == 1 + 2 + 2 * 2 * 2
+    ncf, full = rows[("ncf", "sampled", 99, 0)], rows[("full", "exact", 0, 0)]
+    assert result.row["hr10_ncf"] == ncf["hr10"] and result.row["hr10_full"] == full["hr10"]
+    # the score matrix ranks NCF's candidates exactly as the trainer's own evaluation did
+    assert result.row["hr10_trainer"] == pytest.approx(ncf["hr10"], abs=1e-12)
+    assert result.row["hr10_full"] <= rows[("uniform", "sampled", 20, 0)]["hr10"]
+    assert np.isfinite([r["hr10"] for r in result.curves]).all(), model
+
+
+def test_a_tiny_mf_run_is_scored_under_every_protocol():
+    _check_run(sampled.run_cell(_cell("MF-4"), Context()), "MF-4")
+
+
+def test_a_tiny_gmf_run_is_scored_under_every_protocol():
+    cell = _cell("GMF-2")
+    object.__setattr__(cell, "epochs", 1)  # synthetic data has no committed NCF epochs
+    _check_run(sampled.run_cell(cell, Context()), "GMF-2")
+
+
+def test_a_grid_runs_through_the_engine(tmp_path):
+    experiments.reproduce("sampled-vs-full", dataset="synthetic", models=["MF-4"], seeds=[0],
+                          draws=2, sample_sizes="5 20", runs=tmp_path / "runs",
+                          out=tmp_path / "out", scheduler="inprocess")
+    runs = pd.read_csv(tmp_path / "out" / "sampled_runs.csv")
+    curves = pd.read_csv(tmp_path / "out" / "sampled_protocols.csv")
+    assert runs["model"].tolist() == ["MF-4"] and len(curves) == 11
+    assert set(curves["protocol"]) == {"ncf", "uniform", "full"}
+
+
+COMMITTED = RESULTS_DIR / "sampled_metrics" / "sampled_runs.csv"
+
+
+@pytest.mark.skipif(not COMMITTED.exists(), reason="no committed sampled-vs-full runs yet")
+def test_committed_rows_repeat_the_numbers_of_the_mf_and_ncf_chapters():
+    runs = pd.read_csv(COMMITTED)
+    mf = pd.read_csv(RESULTS_DIR / "ncf_experiments" / "mf_runs.csv")
+    ncf = pd.read_csv(RESULTS_DIR / "ncf_experiments" / "ncf_runs.csv")
+    for row in runs.itertuples():
+        if row.family == "MF":
+            match = mf[(mf["dim"] == row.size) & (mf["seed"] == row.seed) & (mf["split"] == "test")
+                       & (mf["epochs"] == 256) & (mf["dtype"] == "float64")]
+        elif row.family in sampled.NCF_FAMILIES:
+            match = ncf[(ncf["model"] == row.family) & (ncf["predictive_factor"] == row.size)
+                        & (ncf["seed"] == row.seed) & (ncf["max_batches"] == 0)]
+        else:
+            continue
+        assert row.hr10_trainer in set(match["hr10"]), row.model
+        assert row.hr10_ncf == pytest.approx(row.hr10_trainer, abs=1e-12), row.model
+        assert row.hr10_full < row.hr10_ncf, row.model
