@@ -7,7 +7,6 @@ reproduced" otherwise. The results page and the concluding page show the same ve
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,13 +124,13 @@ class Evidence:
 
 
 def load_evidence(section3_dir: str | Path, gmf_dir: str | Path, mlp_dot_dir: str | Path,
-                  serving_file: str | Path) -> Evidence:
-    """Read the committed tables and the serving record behind the results page."""
+                  serving_dir: str | Path) -> Evidence:
+    """Read the committed tables behind the results page (serving: as one record)."""
     from .. import summaries
     from . import gmf_regularization, mlp_dot
     from . import serving as serving_report
 
-    record = json.loads(Path(serving_file).read_text(encoding="utf-8"))
+    record = serving_report.load_record(serving_dir)
     mlp_runs, _ = mlp_dot.read_tables(mlp_dot_dir)
     return Evidence(section3=summaries.section3_results(section3_dir),
                     gmf=gmf_regularization.key_numbers(gmf_regularization.read_tables(gmf_dir)[0]),
