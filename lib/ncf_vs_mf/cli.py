@@ -30,7 +30,7 @@ SUBCOMMANDS: list[str] = [
 USAGE_ERROR = 2
 
 
-from .errors import UsageError  # noqa: E402  (re-exported: registrars raise it)
+from .errors import OneLineParser, UsageError  # noqa: E402  (UsageError: re-exported)
 
 
 def _parameter_pair(parser: argparse.ArgumentParser) -> None:
@@ -158,11 +158,12 @@ def _load(spec: str) -> Callable[[argparse._SubParsersAction], None]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every registrar's subcommands."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="ncf-vs-mf",
         description="Companion to 'Neural Collaborative Filtering vs. Matrix Factorization "
                     "Revisited': run the book's chapters and reproduce its experiments.")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                       parser_class=OneLineParser)
     for spec in SUBCOMMANDS:
         _load(spec)(subparsers)
     return parser

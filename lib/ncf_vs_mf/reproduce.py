@@ -17,7 +17,8 @@ import pandas as pd
 
 from .experiments import EXPERIMENTS
 from .experiments import get as get_experiment
-from .experiments.commands import OneLineParser, add_experiment_parser, add_publish_parser
+from .errors import OneLineParser
+from .experiments.commands import add_experiment_parser, add_publish_parser
 from .experiments.mf import MF_DIMS, MF_KEY as _MF_KEY, PAPER_HYPERPARAMETERS  # noqa: F401
 from .experiments.runner import run_cells
 

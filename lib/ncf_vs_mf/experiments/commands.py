@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from ..config import RUNS_ENV, results_dir, runs_dir
 from ..data import DATA_ENV, DataError
-from ..errors import UsageError
+from ..errors import OneLineParser, UsageError
 from ..results import TableError
 from . import EXPERIMENTS, get
 from .cluster import INPROCESS, LOCAL, SCHEDULER_ENV
@@ -30,13 +30,6 @@ from .runner import GridError, run_grid
 from .store import RunStore, is_committed, publish
 
 GRID_FAILED = 1
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line (no usage block), exit status 2."""
-
-    def error(self, message: str) -> typing.NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def bounded(kind: Callable[[str], Any], low: float, what: str) -> Callable[[str], Any]:
