@@ -219,6 +219,11 @@ def _corrected(ranks: np.ndarray, pool: int, m: int, k: int) -> list[dict]:
             for name, g in GAMMAS.items()]
 
 
+def correction_pool(users: UserRanks) -> int:
+    """The pool size N the corrections assume: that of the average user, rounded."""
+    return int(round(float(users.pool.mean())))
+
+
 def protocol_rows(scores: np.ndarray, split: LeaveOneOutSplit, sample_sizes=SAMPLE_SIZES,
                   draws: int = DRAWS, seed: int = 0, k: int = 10, model: str = "model",
                   evaluator: SampledEvaluator | None = None) -> list[dict]:
@@ -231,7 +236,7 @@ def protocol_rows(scores: np.ndarray, split: LeaveOneOutSplit, sample_sizes=SAMP
     check_finite(scores, model)
     evaluator = evaluator or SampledEvaluator(split, k)
     users = full_ranks(scores, split)
-    pool = int(round(float(users.pool.mean())))
+    pool = correction_pool(users)
     rows = [{"protocol": "full", "estimator": "exact", "m": 0, "draw": 0,
              **_metrics(users.full, k)}]
     ncf = ncf_ranks(scores, evaluator, model)

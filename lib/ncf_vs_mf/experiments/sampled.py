@@ -194,9 +194,10 @@ def run_cell(cell: SampledCell, context: Context) -> RunResult:
         scores = protocols.score_matrix(scorer, split.n_users, split.n_items, block=256,
                                         model=cell.model)
         scored = time.perf_counter()
+        users = protocols.full_ranks(scores, split)
+        ranked = time.perf_counter()
         rows = protocols.protocol_rows(scores, split, cell.sizes, cell.draws, cell.seed,
                                        model=cell.model)
-        ties = protocols.full_ranks(scores, split).ties
     finally:
         torch.set_num_threads(saved)
     by_protocol = {(r["protocol"], r["estimator"], r["m"], r["draw"]): r for r in rows}
@@ -204,10 +205,13 @@ def run_cell(cell: SampledCell, context: Context) -> RunResult:
     row = {"hr10_ncf": ncf["hr10"], "ndcg10_ncf": ncf["ndcg10"], "hr10_full": full["hr10"],
            "ndcg10_full": full["ndcg10"], "hr10_trainer": logged["hr10"],
            "ndcg10_trainer": logged["ndcg10"], "params": logged["params"],
-           "tied_users": int(np.count_nonzero(ties)),
+           "tied_users": int(np.count_nonzero(users.ties)),
+           "pool_min": int(users.pool.min()), "pool_max": int(users.pool.max()),
+           "correction_pool": protocols.correction_pool(users),
            "seconds_train": round(trained - start, 1),
            "seconds_full_scores": round(scored - trained, 2),
-           "seconds_protocols": round(time.perf_counter() - scored, 1)}
+           "seconds_full_ranks": round(ranked - scored, 2),
+           "seconds_protocols": round(time.perf_counter() - ranked, 1)}
     return RunResult(row, rows)
 
 
