@@ -8,6 +8,10 @@ and in CI); without either the test is skipped, saying why. The folder is only r
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,3 +48,36 @@ def ncf_data_dir() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler(tmp_path_factory) -> Iterator[str]:
+    """The address of a real ``dask scheduler`` with two ``dask worker`` processes (one thread
+    each) started on 127.0.0.1 for the session, as a user would start them."""
+    from distributed import Client
+
+    dask = str(Path(sys.executable).with_name("dask"))
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    quiet = dict(cwd=tmp_path_factory.mktemp("dask"), stdout=subprocess.DEVNULL,
+                 stderr=subprocess.DEVNULL)
+    processes = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port",
+                                   address.rsplit(":", 1)[1], "--no-dashboard"], **quiet)]
+    try:
+        for _ in range(2):
+            processes.append(subprocess.Popen(
+                [dask, "worker", address, "--nthreads", "1", "--no-dashboard", "--host",
+                 "127.0.0.1", "--memory-limit", "0"], **quiet))
+        with Client(address, timeout="60s", set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=90)
+        yield address
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            process.wait(30)

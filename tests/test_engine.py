@@ -4,7 +4,6 @@ a failing cell leaves every other cell written; requirements run first and are r
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -48,33 +47,9 @@ def test_a_local_cluster_gives_the_rows_of_the_in_process_path(in_process, tmp_p
         pd.testing.assert_frame_equal(ours, reference)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_a_dask_scheduler_and_two_workers_give_the_same_rows(in_process, tmp_path):
-    from distributed import Client
-
-    dask = str(Path(sys.executable).with_name("dask"))
-    address = f"tcp://127.0.0.1:{_free_port()}"
-    quiet = dict(cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    processes = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port",
-                                   address.rsplit(":", 1)[1], "--no-dashboard"], **quiet)]
-    try:
-        for _ in range(2):
-            processes.append(subprocess.Popen(
-                [dask, "worker", address, "--nthreads", "1", "--no-dashboard", "--host",
-                 "127.0.0.1", "--memory-limit", "0"], **quiet))
-        with Client(address, timeout="60s", set_as_default=False) as client:
-            client.wait_for_workers(2, timeout=90)
-        reproduce_mf(**GRID, runs=tmp_path / "runs", out=tmp_path / "out", scheduler=address)
-    finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            process.wait(30)
+def test_a_dask_scheduler_and_two_workers_give_the_same_rows(in_process, tmp_path,
+                                                            dask_scheduler):
+    reproduce_mf(**GRID, runs=tmp_path / "runs", out=tmp_path / "out", scheduler=dask_scheduler)
     for ours, reference in zip(_tables(tmp_path / "out"), in_process):
         pd.testing.assert_frame_equal(ours, reference)
 

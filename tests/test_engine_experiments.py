@@ -67,6 +67,15 @@ def test_a_local_cluster_gives_the_rows_of_the_in_process_path(in_process, tmp_p
     assert len(phases) == len(runs) and set(phases) <= ({1} if name != "ncf" else {2, 3})
 
 
+def test_a_dask_scheduler_and_two_workers_give_the_rows_of_the_in_process_path(
+        in_process, tmp_path, dask_scheduler):
+    name, _, reference = in_process
+    experiments.reproduce(name, **GRIDS[name], runs=tmp_path / "runs", out=tmp_path / "out",
+                          scheduler=dask_scheduler)
+    for ours, theirs in zip(_tables(name, tmp_path / "out"), reference):
+        pd.testing.assert_frame_equal(ours, theirs)
+
+
 def test_a_rerun_skips_finished_cells(in_process, tmp_path, capsys):
     name, folder, reference = in_process
     shutil.copytree(folder / "runs", tmp_path / "runs")
