@@ -95,3 +95,35 @@ def test_committed_rows_repeat_the_numbers_of_the_mf_and_ncf_chapters():
         assert row.hr10_trainer in set(match["hr10"]), row.model
         assert row.hr10_ncf == pytest.approx(row.hr10_trainer, abs=1e-12), row.model
         assert row.hr10_full < row.hr10_ncf, row.model
+
+
+def _curves():
+    rows = []
+    for model, full, ncf, uniform in [("MF-64", 0.10, 0.60, (0.90, 0.90)),
+                                      ("MLP-8", 0.08, 0.65, (0.80, 0.95)),
+                                      ("Popularity", 0.05, 0.50, (0.70, 0.60))]:
+        rows.append({"model": model, "protocol": "full", "estimator": "exact", "m": 0,
+                     "draw": 0, "hr10": full})
+        rows.append({"model": model, "protocol": "ncf", "estimator": "sampled", "m": 99,
+                     "draw": 0, "hr10": ncf})
+        rows += [{"model": model, "protocol": "uniform", "estimator": "sampled", "m": 10,
+                  "draw": d, "hr10": v} for d, v in enumerate(uniform)]
+    return pd.DataFrame(rows)
+
+
+def test_report_names_flipped_pairs_and_kendalls_tau_by_hand():
+    from ncf_vs_mf.report import sampled as report
+
+    curves = _curves()
+    flips = report.flipped_pairs(curves, "ncf", 99)
+    assert flips[["better", "worse"]].values.tolist() == [["MF d=64", "MLP k=8"]]
+    assert flips["full_gap"].iloc[0] == pytest.approx(0.02)
+    # the means 0.90 > 0.875 keep full ranking's order, though one of the two draws flips it
+    assert report.flipped_pairs(curves, "uniform", 10).empty
+    taus = report.kendall_taus(curves).set_index(["protocol", "m", "draw"])["tau"]
+    assert taus[("ncf", 99, 0)] == pytest.approx(1 / 3)  # one of three pairs discordant
+    assert taus[("uniform", 10, 0)] == pytest.approx(1.0)  # 0.90 > 0.80 > 0.70: full's order
+    assert taus[("uniform", 10, 1)] == pytest.approx(1 / 3)  # 0.95 > 0.90: one pair flips
+    table = report.protocol_table(curves)
+    assert table["Model"].tolist() == ["MF d=64", "MLP k=8", "Popularity"]
+    assert table["m = 10"].tolist() == pytest.approx([0.90, 0.875, 0.65])

@@ -1,0 +1,176 @@
+"""Tables, figures and key numbers of the sampled-metrics chapter.
+
+Reads the committed tables of ``reproduce sampled-vs-full`` (``sampled_runs.csv``: one row per
+model; ``sampled_protocols.csv``: one row per model, protocol, estimator, m and draw) and
+turns them into what the page shows: every model under every protocol, the rank correlation
+(Kendall's tau) of each protocol's model order with full ranking, the pairs of models whose
+order flips, and how far the corrected estimator moves a sampled metric towards the full one.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..experiments import get
+from ..experiments.sampled import NCF_FAMILIES
+from ..experiments.store import book_tables
+from ..plotting import PALETTE, legend_below, model_color
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+__all__ = ["read_tables", "model_label", "protocol_table", "draw_spread", "kendall_taus",
+           "flipped_pairs", "correction_errors", "plot_sampled_vs_full", "plot_taus"]
+
+FULL = "Full ranking"
+NCF = "NCF's 99"
+CORRECTED_NCF = "NCF's 99, corrected"
+
+
+def read_tables(folder: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The chapter's runs and protocol rows (the experiment's default settings, any seed)."""
+    runs, curves = book_tables(get("sampled-vs-full"), folder)
+    return runs, curves
+
+
+def model_label(model: str) -> str:
+    """``MF-64`` -> ``MF d=64``, ``GMF-8`` -> ``GMF k=8``; baselines keep their name."""
+    family, _, size = model.partition("-")
+    if family == "MF" and size.isdigit():
+        return f"MF d={size}"
+    if family in NCF_FAMILIES and size.isdigit():
+        return f"{family} k={size}"
+    return model
+
+
+def _column(row: pd.Series) -> str:
+    if row["protocol"] == "full":
+        return FULL
+    if row["protocol"] == "ncf":
+        return NCF if row["estimator"] == "sampled" else CORRECTED_NCF
+    suffix = "" if row["estimator"] == "sampled" else ", corrected"
+    return f"m = {row['m']}{suffix}"
+
+
+def _labelled(curves: pd.DataFrame) -> pd.DataFrame:
+    return curves.assign(column=curves.apply(_column, axis=1),
+                         label=curves["model"].map(model_label))
+
+
+def protocol_table(curves: pd.DataFrame, metric: str = "hr10", corrected: bool = False
+                   ) -> pd.DataFrame:
+    """Models (rows, best full-ranking metric first) under every protocol (columns; the
+    uniform ones averaged over draws); ``corrected`` adds the corrected columns."""
+    shown = _labelled(curves)
+    if not corrected:
+        shown = shown[shown["estimator"].isin(["sampled", "exact"])]
+    table = shown.pivot_table(index="label", columns="column", values=metric, aggfunc="mean")
+    sizes = sorted(curves.loc[curves["protocol"] == "uniform", "m"].unique())
+    order = [FULL, NCF] + [f"m = {m}" for m in sizes]
+    if corrected:
+        order += [CORRECTED_NCF] + [f"m = {m}, corrected" for m in sizes]
+    table = table[[c for c in order if c in table.columns]]
+    return table.sort_values(FULL, ascending=False).rename_axis("Model").reset_index()
+
+
+def draw_spread(curves: pd.DataFrame, metric: str = "hr10") -> pd.DataFrame:
+    """Per m: the largest and the mean standard deviation over draws of a model's sampled
+    metric (how much one draw of negatives moves a number)."""
+    uniform = curves[(curves["protocol"] == "uniform") & (curves["estimator"] == "sampled")]
+    spread = uniform.groupby(["m", "model"])[metric].std(ddof=1).groupby("m")
+    return pd.DataFrame({"largest": spread.max(), "mean": spread.mean()}).reset_index()
+
+
+def kendall_taus(curves: pd.DataFrame, metric: str = "hr10") -> pd.DataFrame:
+    """Kendall's tau between each sampled protocol's order of the models and full ranking's:
+    one row per protocol, estimator, m and draw."""
+    full = curves[curves["protocol"] == "full"].set_index("model")[metric]
+    rows = []
+    sampled = curves[curves["protocol"] != "full"]
+    for (protocol, estimator, m, draw), group in sampled.groupby(
+            ["protocol", "estimator", "m", "draw"]):
+        values = group.set_index("model")[metric]
+        tau = stats.kendalltau(values, full.loc[values.index]).statistic
+        rows.append({"protocol": protocol, "estimator": estimator, "m": int(m),
+                     "draw": int(draw), "tau": float(tau)})
+    return pd.DataFrame(rows)
+
+
+def flipped_pairs(curves: pd.DataFrame, protocol: str, m: int, metric: str = "hr10",
+                  estimator: str = "sampled") -> pd.DataFrame:
+    """Pairs of models ordered one way by full ranking and the other way by the protocol
+    (uniform: the mean over draws, and in how many draws the pair flips)."""
+    full = curves[curves["protocol"] == "full"].set_index("model")[metric]
+    chosen = curves[(curves["protocol"] == protocol) & (curves["m"] == m)
+                    & (curves["estimator"] == estimator)]
+    per_draw = chosen.pivot_table(index="model", columns="draw", values=metric)
+    mean = per_draw.mean(axis=1)
+    rows = []
+    for a, b in itertools.combinations(sorted(mean.index, key=lambda x: -full[x]), 2):
+        flips = int(((per_draw.loc[a] - per_draw.loc[b]) * np.sign(full[a] - full[b]) < 0).sum())
+        if full[a] != full[b] and (mean[a] - mean[b]) * (full[a] - full[b]) < 0:
+            rows.append({"better": model_label(a), "worse": model_label(b),
+                         "full_gap": full[a] - full[b], "sampled_gap": mean[a] - mean[b],
+                         "draws_flipped": flips, "draws": per_draw.shape[1]})
+    return pd.DataFrame(rows, columns=["better", "worse", "full_gap", "sampled_gap",
+                                       "draws_flipped", "draws"])
+
+
+def correction_errors(curves: pd.DataFrame, metric: str = "hr10") -> pd.DataFrame:
+    """Per protocol and m: the mean absolute error of the sampled and of the corrected metric
+    against the full one, over models and draws."""
+    full = curves[curves["protocol"] == "full"].set_index("model")[metric]
+    sampled = curves[curves["protocol"] != "full"]
+    error = (sampled[metric] - sampled["model"].map(full)).abs()
+    table = sampled.assign(error=error).pivot_table(index=["protocol", "m"], columns="estimator",
+                                                    values="error", aggfunc="mean")
+    return table.reset_index().sort_values(["protocol", "m"], ascending=[False, True])
+
+
+def _color(model: str) -> str:
+    family = model.partition("-")[0]
+    return model_color(family) if family in ("MF",) + NCF_FAMILIES else PALETTE[8]
+
+
+def plot_sampled_vs_full(runs: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Each model's HR@10 under NCF's protocol (y) against full ranking (x), labelled."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(6.4, 4.6))[1]
+    for row in runs.itertuples():
+        ax.scatter(row.hr10_full, row.hr10_ncf, color=_color(row.model), s=30, zorder=3)
+        ax.annotate(model_label(row.model), (row.hr10_full, row.hr10_ncf), fontsize=8,
+                    xytext=(4, -3), textcoords="offset points")
+    ax.set_xlabel("HR@10, full ranking")
+    ax.set_ylabel("HR@10, NCF's 99 sampled negatives")
+    return ax
+
+
+def plot_taus(taus: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Kendall's tau with full ranking against m: the plain and the corrected sampled metric
+    (mean over draws, the range of the draws shaded) and NCF's 99 fixed negatives."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots()[1]
+    uniform = taus[taus["protocol"] == "uniform"]
+    names = {"sampled": "uniform m, sampled", "bv": "uniform m, corrected (BV)"}
+    for (estimator, label), color in zip(names.items(), PALETTE):
+        part = uniform[uniform["estimator"] == estimator].groupby("m")["tau"]
+        ax.plot(part.mean().index, part.mean(), "o-", color=color, label=label)
+        ax.fill_between(part.mean().index, part.min(), part.max(), color=color, alpha=0.2)
+    ncf = taus[taus["protocol"] == "ncf"]
+    for (estimator, label), marker in zip({"sampled": "NCF's 99, sampled",
+                                           "bv": "NCF's 99, corrected (BV)"}.items(), "sD"):
+        value = ncf.loc[ncf["estimator"] == estimator, "tau"]
+        ax.scatter(ncf.loc[value.index, "m"], value, marker=marker, s=50, color=PALETTE[4],
+                   zorder=3, label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("sampled negatives m")
+    ax.set_ylabel("Kendall's τ with full ranking")
+    legend_below(ax)
+    return ax
