@@ -90,6 +90,12 @@ def test_embedding_scores_in_blocks_match_evaluate_full_ranking():
     assert np.array_equal(protocols.full_ranks(scores, split).full, expected)
 
 
+def test_full_ranking_metrics_of_a_scorer_by_hand():
+    metrics = protocols.full_ranking_metrics(lambda users: HAND_SCORES[users], HAND, k=1)
+    # user 0 at full rank 2 (a miss at 1), user 1 at rank 0 (a hit, gain 1)
+    assert metrics == {"hr1_full": 0.5, "ndcg1_full": 0.5}
+
+
 def test_non_finite_scores_raise_naming_the_model_and_user():
     def score(users):
         out = np.zeros((len(users), 6))

@@ -101,6 +101,15 @@ def full_ranks(scores: np.ndarray, split: LeaveOneOutSplit, block: int = 1024) -
     return UserRanks(full, pool, ties)
 
 
+def full_ranking_metrics(score: Scorer, split: LeaveOneOutSplit, k: int = 10,
+                         model: str = "model") -> dict[str, float]:
+    """HR@k and NDCG@k under full ranking of a model given by its scorer: the two columns any
+    experiment's run can add to its row (``hr10_full``, ``ndcg10_full``)."""
+    scores = score_matrix(score, split.n_users, split.n_items, model=model)
+    metrics = RankingMetrics(full_ranks(scores, split).full, k)
+    return {f"hr{k}_full": metrics.hr, f"ndcg{k}_full": metrics.ndcg}
+
+
 def sampled_ranks(scores: np.ndarray, split: LeaveOneOutSplit, sample_sizes=SAMPLE_SIZES,
                   draws: int = DRAWS, seed: int = 0, block: int = 1024) -> np.ndarray:
     """(draws, len(sample_sizes), users) ranks among m uniform negatives from the unseen items.
