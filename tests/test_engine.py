@@ -19,7 +19,7 @@ from ncf_vs_mf.experiments.engine import (Experiment, GridFailed, RunResult, axi
                                           from_engine)
 from ncf_vs_mf.experiments.runner import run_grid
 from ncf_vs_mf.experiments.store import RunStore
-from ncf_vs_mf.reproduce import reproduce_mf
+from ncf_vs_mf import experiments
 
 TIMING = ["seconds", "updates_per_second", "run_id"]
 GRID = dict(dataset="synthetic", dims=[4, 8], seeds=[0, 1], epochs=2, lr=[0.05], eval_every=1)
@@ -36,12 +36,12 @@ def _tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 @pytest.fixture(scope="module")
 def in_process(tmp_path_factory):
     folder = tmp_path_factory.mktemp("inprocess")
-    reproduce_mf(**GRID, runs=folder / "runs", out=folder / "out", scheduler="inprocess")
+    experiments.reproduce("mf", **GRID, runs=folder / "runs", out=folder / "out", scheduler="inprocess")
     return _tables(folder / "out")
 
 
 def test_a_local_cluster_gives_the_rows_of_the_in_process_path(in_process, tmp_path):
-    reproduce_mf(**GRID, jobs=2, runs=tmp_path / "runs", out=tmp_path / "out",
+    experiments.reproduce("mf", **GRID, jobs=2, runs=tmp_path / "runs", out=tmp_path / "out",
                  scheduler="local")
     for ours, reference in zip(_tables(tmp_path / "out"), in_process):
         pd.testing.assert_frame_equal(ours, reference)
@@ -49,7 +49,7 @@ def test_a_local_cluster_gives_the_rows_of_the_in_process_path(in_process, tmp_p
 
 def test_a_dask_scheduler_and_two_workers_give_the_same_rows(in_process, tmp_path,
                                                             dask_scheduler):
-    reproduce_mf(**GRID, runs=tmp_path / "runs", out=tmp_path / "out", scheduler=dask_scheduler)
+    experiments.reproduce("mf", **GRID, runs=tmp_path / "runs", out=tmp_path / "out", scheduler=dask_scheduler)
     for ours, reference in zip(_tables(tmp_path / "out"), in_process):
         pd.testing.assert_frame_equal(ours, reference)
 

@@ -12,7 +12,7 @@ from ncf_vs_mf import cli
 from ncf_vs_mf.config import CACHE_ENV, RUNS_ENV
 from ncf_vs_mf.data import DATA_ENV
 from ncf_vs_mf.provenance import source_state
-from ncf_vs_mf.reproduce import reproduce_mf
+from ncf_vs_mf import experiments
 
 SMOKE = ["reproduce", "mf", "--dataset", "synthetic", "--dims", "4", "--seeds", "0",
          "--epochs", "1", "--scheduler", "inprocess"]
@@ -167,7 +167,7 @@ def test_a_committed_curve_row_is_recomputed_bit_for_bit(ncf_data_dir, tmp_path,
     """MF d = 8, seed 0, the paper's settings: 8 epochs through the engine give exactly the
     committed epoch-8 row of the 256-epoch run (a constant learning rate: the first epochs of
     a run do not depend on how many follow)."""
-    reproduce_mf(dims=[8], seeds=[0], epochs=8, data_dir=ncf_data_dir, runs=tmp_path,
+    experiments.reproduce("mf", dims=[8], seeds=[0], epochs=8, data_dir=ncf_data_dir, runs=tmp_path,
                  scheduler="inprocess")
     (path,) = (tmp_path / "mf").glob("*.json")
     ours = json.loads(path.read_text())["curves"][-1]

@@ -7,7 +7,7 @@ import stat
 import pandas as pd
 import pytest
 
-from ncf_vs_mf.reproduce import reproduce_mf
+from ncf_vs_mf import experiments
 from ncf_vs_mf.results import Invocation, ResultTable, atomic_write_text, provenance_overview
 
 
@@ -121,7 +121,7 @@ def test_a_grid_in_two_processes_gives_the_rows_of_one(tmp_path):
     """A LocalCluster of two worker processes trains exactly what the in-process path does."""
     kwargs = dict(dataset="synthetic", dims=[4, 8], seeds=[0], epochs=2, lr=[0.05], eval_every=1)
     timing = ["run_id", "seconds", "updates_per_second"]
-    serial, parallel = (reproduce_mf(jobs=jobs, out=tmp_path / str(jobs), runs=tmp_path / f"runs{jobs}",
+    serial, parallel = (experiments.reproduce("mf", jobs=jobs, out=tmp_path / str(jobs), runs=tmp_path / f"runs{jobs}",
                                      **kwargs)
                         .drop(columns=timing).sort_values("dim").reset_index(drop=True)
                         for jobs in (1, 2))
@@ -131,9 +131,9 @@ def test_a_grid_in_two_processes_gives_the_rows_of_one(tmp_path):
 def test_grid_resumes_and_skips_finished_cells(tmp_path):
     kwargs = dict(dataset="synthetic", dims=[4, 8], epochs=3, lr=[0.05], jobs=1, eval_every=1,
                   out=tmp_path, runs=tmp_path / "runs")
-    first = reproduce_mf(seeds=[0], **kwargs)
+    first = experiments.reproduce("mf", seeds=[0], **kwargs)
     assert len(first) == 2
-    again = reproduce_mf(seeds=[0, 1], **kwargs)  # only the two seed-1 cells are new
+    again = experiments.reproduce("mf", seeds=[0, 1], **kwargs)  # only the two seed-1 cells are new
     assert len(again) == 4
     assert again.iloc[:2].equals(first)
     runs = json.loads((tmp_path / "mf_runs.provenance.json").read_text())
