@@ -208,3 +208,14 @@ def test_table1_beside_published_puts_our_rows_with_intervals_below_the_paper(tm
     further = summaries.table1_beside_published(summaries.section3_results(tmp_path), further=True)
     assert "EASE^R" in further["model"].tolist()
     assert "Dacrema et al., extra" in further["source"].tolist()
+
+
+def test_coarse_grid_means_compare_only_settings_every_value_ran_with():
+    grid = pd.DataFrame({"lr": [0.001, 0.001, 0.002, 0.001, 0.001],
+                         "reg": [0.001, 0.001, 0.005, 0.01, 0.01],
+                         "negatives": [4, 8, 8, 4, 8],
+                         "hr10": [0.70, 0.80, 0.90, 0.60, 0.64]})
+    means = summaries.coarse_grid_means(grid, "negatives")
+    assert means["negatives"].tolist() == [4, 8]
+    assert means["hr10"].tolist() == pytest.approx([0.65, 0.72])  # (0.7 + 0.6) / 2, (0.8 + 0.64) / 2
+    assert means["settings"].tolist() == [2, 2]  # the m = 8 cell at lr 0.002 is left out

@@ -335,6 +335,25 @@ def full_ncf_runs(runs: pd.DataFrame, dataset: str = "ml-1m") -> pd.DataFrame:
     return select_rows(runs, book_settings(get("ncf"), dataset=dataset), "NCF runs")
 
 
+def tuning_runs(results_dir: str | Path, dataset: str = "ml-1m") -> pd.DataFrame:
+    """The MF runs on the tuning split (Appendix A.2) of ``dataset``: every pass (d and epochs),
+    float64, one thread; a smoke run of other settings is never included."""
+    from .experiments import get
+    from .experiments.store import book_tables
+
+    return book_tables(get("mf-tuning"), results_dir, dataset=dataset, epochs=None)[0]
+
+
+def coarse_grid_means(grid: pd.DataFrame, by: str, metric: str = "hr10") -> pd.DataFrame:
+    """Mean ``metric`` per value of ``by`` over the other settings that every value of ``by``
+    ran with (a fair comparison in a grid with holes), and how many settings that is."""
+    others = [c for c in ("lr", "reg", "negatives") if c != by]
+    complete = grid.groupby(others)[by].transform("nunique") == grid[by].nunique()
+    kept = grid[complete]
+    return (kept.groupby(by)[metric].agg(["mean", "size"]).reset_index()
+            .rename(columns={"mean": metric, "size": "settings"}))
+
+
 def section3_results(results_dir: str | Path, dataset: str = "ml-1m") -> Section3Results:
     """Load ``mf_runs.csv`` and ``ncf_runs.csv`` (if present) of ``results_dir`` for Figure 2
     and Table 1: filtered to the full runs and averaged over seeds."""
