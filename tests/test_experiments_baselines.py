@@ -80,3 +80,36 @@ def test_bad_grid_point_is_refused_before_anything_runs(monkeypatch, tmp_path):
         experiments.reproduce("baselines", **{**TINY, "models": ["EASE^R"]},
                               runs=tmp_path / "runs", scheduler="inprocess")
     assert not (tmp_path / "runs" / "baselines").exists()
+
+
+def test_report_summaries_of_the_tiny_grid(published):
+    from ncf_vs_mf.report import baselines as report
+
+    folder, table = published
+    runs = report.load_runs(folder / "out")
+    ours = report.test_summary(runs, "synthetic")
+    assert ours["model"].tolist() == ["Popularity", "EASE^R", "iALS"]  # BASELINES order
+    ials = table[(table["model"] == "iALS") & (table["split"] == "test")]
+    assert ours.set_index("model").loc["iALS", "hr10"] == pytest.approx(ials["hr10"].mean())
+    assert ours.set_index("model").loc["iALS", "seeds"] == 2
+    tuning = report.tuning_summary(runs, "synthetic").set_index("model")
+    assert tuning.loc["EASE^R", "points"] == 2
+    assert tuning.loc["EASE^R", "best"] >= tuning.loc["EASE^R", "worst"]
+
+
+def test_beyond_interval_uses_the_floor_for_a_model_run_once():
+    from ncf_vs_mf.report.baselines import beyond_interval
+
+    once = pd.Series({"hr10_diff": 0.002, "hr10_ci95": float("nan")})
+    assert not beyond_interval(once) and beyond_interval(once, floor=0.001)
+    seeds = pd.Series({"hr10_diff": -0.004, "hr10_ci95": 0.003})
+    assert beyond_interval(seeds)
+
+
+def test_at_grid_edge_names_extreme_choices_of_parameters_tried_at_several_values():
+    from ncf_vs_mf.report.baselines import at_grid_edge
+
+    points = exp._product(neighbors=(50, 100, 200), shrink=(0.0, 10.0), alpha=(1.0,))
+    assert at_grid_edge(points, {"neighbors": 50, "shrink": 10.0, "alpha": 1.0}) == [
+        "neighbors=50", "shrink=10"]
+    assert at_grid_edge(points, {"neighbors": 100, "shrink": 0.0, "alpha": 1.0}) == ["shrink=0"]

@@ -40,7 +40,8 @@ def _product(**values: tuple) -> list[dict[str, Any]]:
 # hyperparameters over about a decade around the values Dacrema et al. and Rendle et al. 2021
 # found on ML-1M; iALS gets a 3 x 3 grid of L2 and unobserved weight at Rendle et al.'s d = 192
 # and 12 iterations, plus one-at-a-time changes of d and of the iterations at its centre.
-# "smoke" is one or two points per model for tests.
+# "smoke" is one or two points per model for tests. Stored cells are keyed by the grid's name:
+# a grid with other points needs a new name (else stored selections are reused).
 GRIDS: dict[str, dict[str, list[dict[str, Any]]]] = {
     "table1": {
         "Popularity": [{}],
