@@ -164,10 +164,11 @@ def plot_taus(taus: pd.DataFrame, ax: Axes | None = None) -> Axes:
         ax.plot(part.mean().index, part.mean(), "o-", color=color, label=label)
         ax.fill_between(part.mean().index, part.min(), part.max(), color=color, alpha=0.2)
     ncf = taus[taus["protocol"] == "ncf"]
-    for (estimator, label), marker in zip({"sampled": "NCF's 99, sampled",
-                                           "bv": "NCF's 99, corrected (BV)"}.items(), "sD"):
+    for (estimator, label), marker, color in zip({"sampled": "NCF's 99, sampled",
+                                                  "bv": "NCF's 99, corrected (BV)"}.items(),
+                                                 "sD", (PALETTE[4], PALETTE[3])):
         value = ncf.loc[ncf["estimator"] == estimator, "tau"]
-        ax.scatter(ncf.loc[value.index, "m"], value, marker=marker, s=50, color=PALETTE[4],
+        ax.scatter(ncf.loc[value.index, "m"], value, marker=marker, s=50, color=color,
                    zorder=3, label=label)
     ax.set_xscale("log")
     ax.set_xlabel("sampled negatives m")
