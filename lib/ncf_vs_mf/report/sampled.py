@@ -129,7 +129,8 @@ def correction_errors(curves: pd.DataFrame, metric: str = "hr10") -> pd.DataFram
     error = (sampled[metric] - sampled["model"].map(full)).abs()
     table = sampled.assign(error=error).pivot_table(index=["protocol", "m"], columns="estimator",
                                                     values="error", aggfunc="mean")
-    return table.reset_index().sort_values(["protocol", "m"], ascending=[False, True])
+    table = table.reset_index()[["protocol", "m", "sampled", "bv"]]
+    return table.sort_values(["protocol", "m"], ascending=[False, True])
 
 
 def _color(model: str) -> str:
