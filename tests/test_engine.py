@@ -102,6 +102,15 @@ def test_a_failing_cell_leaves_the_others_written_and_exits_non_zero(tmp_path, c
     assert sorted(runs["dim"]) == [4, 8] and set(runs["lr"]) == {0.05}
 
 
+def test_a_grid_that_cannot_start_creates_no_folder(tmp_path, capsys):
+    status = cli.main(["reproduce", "mf", "--dims", "8", "--seeds", "0", "--epochs", "1",
+                       "--data-dir", str(tmp_path / "no-data"), "--scheduler", "inprocess",
+                       "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")])
+    assert status == 2
+    assert "ml-1m.train.rating not found" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 # ----------------------------------------------------------------------------- requirements
 
 CALLS: list[str] = []

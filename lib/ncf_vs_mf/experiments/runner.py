@@ -51,9 +51,14 @@ def execute_cell(experiment: Experiment, cell: Any, data_dir: str | None,
 
 
 def _writable(folder: Path, option: str) -> None:
+    """Check that ``folder`` can be written, creating nothing: a failed start leaves no trace."""
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe."):
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is not a folder")
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".probe."):
             pass
     except OSError as error:
         raise GridError(f"{option} {folder}: not writable ({error.strerror or error})") from None

@@ -72,12 +72,6 @@ class RunStore:
     def path(self, experiment: str, cell: Any) -> Path:
         return self.folder(experiment) / f"{digest(experiment, settings_of(cell))}.json"
 
-    def check_writable(self) -> None:
-        """Create the store's folder and write a probe file, or raise OSError."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=self.root, prefix=".probe."):
-            pass
-
     def has(self, experiment: str, cell: Any) -> bool:
         return self.path(experiment, cell).exists()
 
