@@ -22,8 +22,20 @@ def test_headers_decimals_thousands_and_missing_values():
 def test_html_has_no_index_escapes_text_and_scrolls():
     html = tables.show(pd.DataFrame({"Name": ["a<b"], "hr10": [0.5]}), decimals=2)._repr_html_()
     assert html.startswith('<div class="book-table-scroll"><table class="book-table">')
+    captioned = tables.show(pd.DataFrame({"hr10": [0.5]}), caption="A & B")._repr_html_()
+    assert captioned.startswith('<p class="book-table-caption">A &amp; B</p><div class=')
     assert "a&lt;b" in html and "<td class=\"num\">0.50</td>" in html
     assert html.count("<tr>") == 2  # the header row and one body row: no index column
+
+
+def test_only_long_text_columns_may_wrap():
+    frame = pd.DataFrame({"Model": ["iALS", "SLIM"],
+                          "Setting": ["factors=192 iterations=12 reg=100 unobserved_weight=0.1",
+                                      "alpha=0.003"], "hr10": [0.7, 0.6]})
+    table = tables.show(frame)
+    assert table.wrap == [False, True, False]
+    html = table._repr_html_()
+    assert html.count('<td class="wrap">') == 2 and "<th class=\"wrap\">" not in html
 
 
 def test_variable_names_need_a_header():

@@ -21,6 +21,7 @@ import pandas as pd
 __all__ = ["HEADERS", "MISSING", "BookTable", "show", "format_value"]
 
 MISSING = "—"
+WRAP_LONGER_THAN = 32  # characters: a longer text value may wrap inside its cell
 
 # Headers of the column names the library's summaries use, book-wide.
 HEADERS: dict[str, str] = {
@@ -87,17 +88,23 @@ class BookTable:
     def __init__(self, headers: list[str], rows: list[list[str]], numeric: list[bool],
                  caption: str | None = None):
         self.headers, self.rows, self.numeric, self.caption = headers, rows, numeric, caption
+        # Text columns with long values (settings, sentences) may wrap between words.
+        self.wrap = [not n and max((len(r[c]) for r in rows), default=0) > WRAP_LONGER_THAN
+                     for c, n in enumerate(numeric)]
 
     def _repr_html_(self) -> str:
-        def cell(tag: str, text: str, right: bool) -> str:
-            style = ' class="num"' if right else ""
+        def cell(tag: str, text: str, right: bool, wrap: bool = False) -> str:
+            style = ' class="num"' if right else ' class="wrap"' if wrap else ""
             return f"<{tag}{style}>{html.escape(text)}</{tag}>"
 
         head = "".join(cell("th", h, n) for h, n in zip(self.headers, self.numeric))
-        body = "".join("<tr>" + "".join(cell("td", v, n) for v, n in zip(row, self.numeric))
+        body = "".join("<tr>" + "".join(cell("td", v, n, w) for v, n, w
+                                        in zip(row, self.numeric, self.wrap))
                        + "</tr>" for row in self.rows)
-        caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
-        return (f'<div class="book-table-scroll"><table class="book-table">{caption}'
+        # The caption sits above the scrolling box, so a phone shows all of it.
+        caption = (f'<p class="book-table-caption">{html.escape(self.caption)}</p>'
+                   if self.caption else "")
+        return (f'{caption}<div class="book-table-scroll"><table class="book-table">'
                 f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
 
     def __repr__(self) -> str:

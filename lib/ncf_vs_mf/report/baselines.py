@@ -105,19 +105,32 @@ def ours_and_published(baselines: pd.DataFrame,
     return rows.sort_values("hr10", ascending=False).reset_index(drop=True)
 
 
+TOIS_MARK = "†"  # marks a published number from Dacrema et al.'s TOIS material
+
+
 def shown_table(table: pd.DataFrame) -> pd.DataFrame:
     """The table as the page shows it: ours as "mean ± half-width" (the mean alone for a
-    model run once), the published numbers beside."""
+    model run once) beside the published number of each metric, marked with
+    :data:`TOIS_MARK` where it comes from Dacrema et al.'s TOIS material rather than Rendle et
+    al.'s Table 1 (five columns, so the table fits a desktop page column)."""
     def ours(metric: str) -> pd.Series:
         return table.apply(lambda r: f"{r[metric]:.4f}" if np.isnan(r[f"{metric}_ci95"])
                            else f"{r[metric]:.4f} ± {r[f'{metric}_ci95']:.4f}", axis=1)
 
-    published = table.apply(lambda r: None if np.isnan(r["published_hr10"]) else
-                            f"{r['published_hr10']:.4f} / {r['published_ndcg10']:.4f}", axis=1)
+    def published(metric: str) -> pd.Series:
+        mark = table["published_source"].map({"TOIS": TOIS_MARK}).fillna("")
+        return table.apply(lambda r: None if np.isnan(r[f"published_{metric}"]) else
+                           f"{r[f'published_{metric}']:.4f}", axis=1) + mark
+
     return pd.DataFrame({"model": table["model"], "ours_hr10": ours("hr10"),
-                         "ours_ndcg10": ours("ndcg10"), "published": published,
-                         "published_source": table["published_source"],
-                         "recsys2019_hr10": table["recsys2019_hr10"]})
+                         "published_hr10": published("hr10"), "ours_ndcg10": ours("ndcg10"),
+                         "published_ndcg10": published("ndcg10")})
+
+
+def recsys2019_text(table: pd.DataFrame) -> str:
+    """Dacrema et al.'s RecSys 2019 HR@10 of the models that list gives, as one phrase."""
+    given = table.dropna(subset=["recsys2019_hr10"])
+    return ", ".join(f"{m} {v:.4f}" for m, v in zip(given["model"], given["recsys2019_hr10"]))
 
 
 def _published_rows(dataset: str) -> dict[str, tuple[float, float, str]]:
