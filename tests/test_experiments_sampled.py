@@ -139,3 +139,20 @@ def test_report_names_flipped_pairs_and_kendalls_tau_by_hand():
     table = report.protocol_table(curves)
     assert table["Model"].tolist() == ["MF d=64", "MLP k=8", "Popularity"]
     assert table["m = 10"].tolist() == pytest.approx([0.90, 0.875, 0.65])
+
+
+def test_mf_versus_learned_counts_the_sampled_wins_that_survive_by_hand():
+    from ncf_vs_mf.report import sampled as report
+
+    runs = pd.DataFrame({"model": ["MF-16", "MLP-8", "NeuMF-8", "SLIM"],
+                         "hr10_ncf": [0.70, 0.66, 0.71, 0.72],
+                         "hr10_full": [0.090, 0.095, 0.080, 0.11]})
+    pairs, verdict = report.mf_versus_learned(runs)
+    assert pairs[["mf", "other", "other_d"]].values.tolist() == [
+        ["MF d=16", "MLP k=8", 16], ["MF d=16", "NeuMF k=8", 24]]
+    assert pairs["ncf_gap"].tolist() == pytest.approx([0.04, -0.01])
+    assert pairs["full_gap"].tolist() == pytest.approx([-0.005, 0.01])
+    # MF wins the MLP pair under NCF's protocol only and the NeuMF pair under full ranking only
+    assert verdict.startswith("MF is above MLP or NeuMF in 1 of these 2 pairs under NCF's "
+                              "protocol and in 1 under full ranking; 0 of its sampled wins")
+    assert report.mf_versus_learned(runs[runs["model"] == "SLIM"])[0].empty
