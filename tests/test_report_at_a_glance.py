@@ -45,6 +45,23 @@ def test_dot_beats_learned_counts_ours_and_published():
     assert beaten["published_losses"]["dim"].tolist() == [32]
 
 
+def test_an_adam_fine_tuned_neumf_that_beats_mf_changes_the_verdict():
+    from ncf_vs_mf.summaries import NCF_MODEL_NAMES, ncf_over_seeds
+
+    results = _results(0.68, 0.70)
+    runs = pd.DataFrame({"dataset": "ml-1m", "model": "NeuMF-pretrained-adam",
+                         "predictive_factor": 8, "dim": 16, "seed": [0, 1],
+                         "hr10": [0.705, 0.715], "ndcg10": [0.43, 0.43],
+                         "hr10_test_selected": 0.72, "ndcg10_test_selected": 0.44})
+    adam = ncf_over_seeds(runs)  # the name the summaries give it must be a learned one
+    assert adam["model"].tolist() == [NCF_MODEL_NAMES["NeuMF-pretrained-adam"]]
+    results.ncf = pd.concat([results.ncf, adam[["model", "dim", "hr10", "ndcg10"]]])
+    found = glance.dot_beats_learned(results)
+    # MLP: MF ahead on both metrics; Adam NeuMF: 0.71 > 0.70 HR@10, 0.43 > 0.42 NDCG@10
+    assert found["verdict"] == glance.Verdict("not reproduced", 2, 4)
+    assert found["lead_min"] == pytest.approx(-0.01)
+
+
 def test_dot_products_serve_needs_every_check():
     key = {"mlp_over_dot": 40.0, "fastest_ms": 0.2, "exact_ms": 8.0, "iso_scann_ms": 0.5,
            "iso_exact_ms": 7.7}

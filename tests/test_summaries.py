@@ -84,7 +84,8 @@ def _ncf_tables() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     mf_versus_ncf = pd.DataFrame({
         "model": ["GMF", "MLP", "MLP", "NeuMF (pre-trained)"], "dim": [16, 16, 32, 24],
         "hr10_diff": [-0.004, 0.03, 0.02, 0.01], "ndcg10_diff": [0.002, 0.01, -0.001, 0.02],
-        "hr10_beyond_ci": [False, True, True, False]})
+        "hr10_beyond_ci": [False, True, True, False],
+        "hr10_ours": [0.70, 0.70, 0.72, 0.71], "hr10_ncf": [0.704, 0.67, 0.70, 0.70]})
     ncf_versus = pd.DataFrame({
         "model": ["MLP", "MLP", "NeuMF (pre-trained)"], "dim": [16, 32, 24],
         "hr10_diff": [-0.01, -0.02, 0.003], "hr10_diff_ncf_rule": [-0.005, 0.001, 0.004]})
@@ -130,11 +131,43 @@ def test_ncf_prose_numbers_are_the_quantities_the_text_cites():
     assert (numbers["best_test_epoch_runs"], numbers["runs"]) == (2, 5)
     assert (numbers["gap_learned_ncf_rule_holds"], numbers["learned_settings"]) == (2, 3)
     assert (numbers["pretrained_epoch0"], numbers["pretrained_runs"]) == (1, 1)  # k >= 16
+    # MLP d=16 and NeuMF d=24 are ahead on both metrics, the two MLP rows beyond the interval
+    assert [numbers[k] for k in ("learned_above", "learned_beyond", "learned_compared")] == [2, 2, 3]
+    assert (numbers["strongest_above"], numbers["strongest_dims"]) == (1, 1)
+    assert numbers["strongest_gap_min"] == pytest.approx(0.01) == numbers["strongest_gap_max"]
     at_8 = summaries.ncf_prose_numbers(*_ncf_tables(), from_factor=8)
     assert (at_8["pretrained_epoch0"], at_8["pretrained_runs"]) == (2, 3)
     assert "gap_neumf_24" not in numbers  # only the models the comparison holds
     # plain Python numbers: glue's text/plain must parse as a literal, not "np.float64(...)"
     assert all(type(v) in (int, float) for v in numbers.values())
+
+
+def _with_adam(adam_hr: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """MF against from-scratch, SGD- and Adam-fine-tuned NeuMF; Adam has run at d = 24 only."""
+    versus = pd.DataFrame({
+        "model": ["NeuMF (no pre-training)", "NeuMF (pre-trained)", "NeuMF (pre-trained)",
+                  "NeuMF (pre-trained, Adam fine-tuning)"], "dim": [24, 24, 48, 24],
+        "hr10_ours": [0.71, 0.71, 0.72, 0.71], "hr10_ncf": [0.68, 0.70, 0.69, adam_hr]})
+    versus["hr10_diff"] = versus["hr10_ours"] - versus["hr10_ncf"]
+    versus["hr10_beyond_ci"] = versus["hr10_diff"].abs() > 0.004
+    runs = pd.DataFrame({"model": "NeuMF-pretrained-adam", "dim": 24, "seed": [0, 1, 2]})
+    return versus, runs
+
+
+def test_the_strongest_neumf_at_each_d_and_the_adam_sentence():
+    versus, runs = _with_adam(0.715)
+    strongest = summaries.strongest_neumf(versus)
+    assert strongest[["dim", "model"]].values.tolist() == [
+        [24, "NeuMF (pre-trained, Adam fine-tuning)"], [48, "NeuMF (pre-trained)"]]
+    assert strongest["hr10_diff"].tolist() == pytest.approx([-0.005, 0.03])
+    text = summaries.adam_finetuning_text(versus, runs)
+    assert ("HR@10 0.7150 at d = 24 (mean of 3 seeds, 0.7000 fine-tuned with SGD), where it "
+            "is 0.0050 above our MF, a learned similarity beating our dot product.") in text
+    assert text.endswith("It has not run at d = 48.")
+    behind = summaries.adam_finetuning_text(*_with_adam(0.708))
+    assert "where our MF is 0.0020 above it, within our MF's 95% interval." in behind
+    none = summaries.adam_finetuning_text(versus[~versus["model"].str.contains("Adam")], runs)
+    assert none.startswith("Pre-trained NeuMF fine-tuned with Adam") and "no committed run" in none
 
 
 def test_selected_epochs_one_row_per_model_and_k_one_column_per_seed():

@@ -13,12 +13,13 @@ from typing import Any
 
 import pandas as pd
 
+from ..summaries import NCF_MODEL_NAMES
+
 __all__ = ["LEARNED", "Verdict", "verdict_word", "mf_versus", "dot_beats_learned",
            "dot_products_serve", "mlp_struggles", "gmf_ignores_l2", "Evidence", "load_evidence"]
 
 # The learned similarities of Section 3 (GMF is a weighted dot product, not one of them).
-LEARNED = ("MLP", "NeuMF (no pre-training)", "NeuMF (pre-trained)",
-           "NeuMF (pre-trained, Adam)")
+LEARNED = tuple(name for model, name in NCF_MODEL_NAMES.items() if model != "GMF")
 
 
 @dataclass(frozen=True)
