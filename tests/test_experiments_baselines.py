@@ -5,7 +5,7 @@ selection is the best tuning HR@10, and a bad grid point is refused before anyth
 import pandas as pd
 import pytest
 
-from ncf_vs_mf import experiments
+from ncf_vs_mf import data, experiments
 from ncf_vs_mf.baselines import BASELINES
 from ncf_vs_mf.experiments import baselines as exp
 from ncf_vs_mf.experiments.engine import RunResult, SettingsError
@@ -113,3 +113,45 @@ def test_at_grid_edge_names_extreme_choices_of_parameters_tried_at_several_value
     assert at_grid_edge(points, {"neighbors": 50, "shrink": 10.0, "alpha": 1.0}) == [
         "neighbors=50", "shrink=10"]
     assert at_grid_edge(points, {"neighbors": 100, "shrink": 0.0, "alpha": 1.0}) == ["shrink=0"]
+
+
+def _pinterest_shaped(source, folder) -> None:
+    """Pinterest-20's three NCF files in ``folder``, built from the real ML-1M files: its
+    55,187 users are ML-1M's users repeated (user u copies ML-1M user u mod 6,040: the first
+    three training pairs, the test item, the 99 negatives); all ids fit Pinterest's 9,916 items."""
+    n_users = data.NCF_DATASETS["pinterest-20"].n_users
+    train: dict[int, list[str]] = {}
+    for line in (source / "ml-1m.train.rating").read_text().splitlines():
+        user, rest = line.split("\t", 1)
+        if len(train.setdefault(int(user), [])) < 3:
+            train[int(user)].append(rest)
+    test = [line.split("\t", 1)[1] for line in
+            (source / "ml-1m.test.rating").read_text().splitlines()]
+    negatives = [line.split("\t", 1) for line in
+                 (source / "ml-1m.test.negative").read_text().splitlines()]
+    folder.mkdir(parents=True)
+    base = [u % len(test) for u in range(n_users)]
+    (folder / "pinterest-20.train.rating").write_text(
+        "".join(f"{u}\t{rest}\n" for u, b in enumerate(base) for rest in train[b]))
+    (folder / "pinterest-20.test.rating").write_text(
+        "".join(f"{u}\t{test[b]}\n" for u, b in enumerate(base)))
+    (folder / "pinterest-20.test.negative").write_text("".join(
+        f"({u},{negatives[b][0].split(',')[1]}\t{negatives[b][1]}\n"
+        for u, b in enumerate(base)))
+
+
+def test_pinterest_runs_through_the_same_path(ncf_data_dir, tmp_path, monkeypatch):
+    from ncf_vs_mf.report import baselines as report
+
+    monkeypatch.setenv("NCF_VS_MF_CACHE", str(tmp_path / "cache"))  # its pins go here
+    _pinterest_shaped(ncf_data_dir / "ncf", tmp_path / "data" / "ncf")
+    table = experiments.reproduce("baselines", dataset="pinterest-20",
+                                  models=["Popularity", "PureSVD"], grid="smoke", seeds=[0],
+                                  data_dir=str(tmp_path / "data"), runs=tmp_path / "runs",
+                                  out=tmp_path / "out", scheduler="inprocess")
+    assert set(table["dataset"]) == {"pinterest-20"}
+    assert sorted(table.loc[table["split"] == "test", "model"]) == ["Popularity", "PureSVD"]
+    assert table["hr10"].between(0, 1).all() and (table["hr10"] > 0).any()
+    assert len(list((tmp_path / "cache").rglob("*.sha256"))) == 3  # pinned on first use
+    ours = report.test_summary(report.load_runs(tmp_path / "out"), "pinterest-20")
+    assert sorted(ours["model"]) == ["Popularity", "PureSVD"]
