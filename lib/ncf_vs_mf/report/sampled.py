@@ -23,6 +23,7 @@ from ..plotting import PALETTE, legend_below, model_color
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["read_tables", "model_label", "protocol_table", "draw_spread", "kendall_taus",
            "flipped_pairs", "correction_errors", "mf_versus_learned", "plot_sampled_vs_full",
@@ -166,18 +167,24 @@ def _color(model: str) -> str:
     return model_color(family) if family in ("MF",) + NCF_FAMILIES else PALETTE[8]
 
 
-def plot_sampled_vs_full(runs: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Each model's HR@10 under NCF's protocol (y) against full ranking (x), labelled."""
+def plot_sampled_vs_full(runs: pd.DataFrame) -> Figure:
+    """Each model's HR@10 under full ranking (left) and NCF's protocol (right), one row per
+    model in the order of full ranking: where the right panel is not monotonic, the sampled
+    protocol orders models differently. Rows are labelled, so no label overlaps a point."""
     import matplotlib.pyplot as plt
 
-    ax = ax or plt.subplots(figsize=(6.4, 4.6))[1]
-    for row in runs.itertuples():
-        ax.scatter(row.hr10_full, row.hr10_ncf, color=_color(row.model), s=30, zorder=3)
-        ax.annotate(model_label(row.model), (row.hr10_full, row.hr10_ncf), fontsize=8,
-                    xytext=(4, -3), textcoords="offset points")
-    ax.set_xlabel("HR@10, full ranking")
-    ax.set_ylabel("HR@10, NCF's 99 sampled negatives")
-    return ax
+    order = runs.sort_values("hr10_full").reset_index(drop=True)
+    figure, axes = plt.subplots(1, 2, figsize=(7.0, 0.28 * len(order) + 1.4), sharey=True)
+    y = np.arange(len(order))
+    colors = [_color(m) for m in order["model"]]
+    for ax, column, label in zip(axes, ("hr10_full", "hr10_ncf"),
+                                 ("HR@10, full ranking", "HR@10, NCF's 99 negatives")):
+        ax.hlines(y, order[column].min(), order[column], color="0.85", lw=1, zorder=1)
+        ax.scatter(order[column], y, c=colors, s=30, zorder=3)
+        ax.set_xlabel(label)
+    axes[0].set_yticks(y, [model_label(m) for m in order["model"]])
+    figure.tight_layout()
+    return figure
 
 
 def plot_taus(taus: pd.DataFrame, ax: Axes | None = None) -> Axes:
