@@ -31,3 +31,24 @@ def test_a_negative_sigma_is_refused_naming_the_option(tmp_path, capsys):
     err = capsys.readouterr().err
     assert status == 2 and "--init-std -0.1: need >= 0" in err, err
     assert not any(tmp_path.rglob("*.json"))
+
+
+def test_full_ranking_columns_match_an_independent_full_ranking_of_the_same_model(tmp_path):
+    from ncf_vs_mf import data
+    from ncf_vs_mf.evaluation import evaluate_full_ranking
+    from ncf_vs_mf.mf import MFConfig, train_mf
+
+    plain = experiments.reproduce("mf", **TINY, runs=tmp_path / "a", out=tmp_path / "plain")
+    full = experiments.reproduce("mf", **TINY, full_ranking=1, runs=tmp_path / "b",
+                                 out=tmp_path / "full")
+    assert "hr10_full" not in plain.columns
+    row = full.iloc[0]
+    assert row["hr10"] == plain.iloc[0]["hr10"]  # the same run: only columns are added
+    split = data.load_dataset("synthetic")
+    model, _ = train_mf(split, MFConfig(dim=4, epochs=2, lr=0.05, reg=0.005, negatives=8,
+                                        seed=0))
+    reference = evaluate_full_ranking(split, model.user[:, 1:], model.item[:, 1:],
+                                      model.item[:, 0])
+    assert (row["hr10_full"], row["ndcg10_full"]) == pytest.approx((reference.hr, reference.ndcg))
+    # the 99 sampled negatives are a subset of the unseen items: full ranks are never better
+    assert row["hr10_full"] <= row["hr10"]

@@ -63,6 +63,39 @@ def test_the_engine_rows_are_the_protocol_run_directly(tmp_path):
         theirs[columns].sort_values("model").reset_index(drop=True), check_dtype=False)
 
 
+def test_full_ranking_columns_rank_the_reported_model_against_every_unseen_item(tmp_path):
+    from ncf_vs_mf import protocols
+    from ncf_vs_mf.experiments.ncf import ncf_scorer
+
+    torch.set_num_threads(1)
+    models = ["GMF", "NeuMF-pretrained"]
+    plain = experiments.reproduce("ncf", **TINY, models=models, runs=tmp_path / "a",
+                                  out=tmp_path / "plain")
+    full = experiments.reproduce("ncf", **TINY, models=models, full_ranking=1,
+                                 runs=tmp_path / "b", out=tmp_path / "full")
+    assert "hr10_full" not in plain.columns
+    full, plain = (t.sort_values("model").reset_index(drop=True) for t in (full, plain))
+    assert full["hr10"].tolist() == plain["hr10"].tolist()  # the same runs, columns added
+    split = load_dataset("synthetic")
+    result = ncf_protocol.run_protocol(split, tuning_split(split), "NeuMF-pretrained", 2, 0,
+                                       NCFConfig(epochs=1, device="cpu"), max_batches=20)
+    # independently: every item scored by the reported model, ranked by brute force
+    scores = protocols.score_matrix(ncf_scorer("NeuMF-pretrained", 2, split,
+                                               result.states["test@selected"]),
+                                    split.n_users, split.n_items)
+    indptr, items = split.train_csr()
+    above = []
+    for user in range(split.n_users):
+        seen = set(items[indptr[user]:indptr[user + 1]].tolist())
+        test = split.test_items[user]
+        above.append(sum(scores[user, i] >= scores[user, test] for i in range(split.n_items)
+                         if i != test and i not in seen))
+    expected = sum(r < 10 for r in above) / split.n_users
+    row = full[full["model"] == "NeuMF-pretrained"].iloc[0]
+    assert row["hr10_full"] == pytest.approx(expected)
+    assert (full["hr10_full"] <= full["hr10"]).all()  # 99 negatives are unseen items too
+
+
 def test_a_failing_fine_tuning_keeps_the_other_rows_and_the_rerun_trains_only_it(
         tmp_path, monkeypatch, capsys):
     real = ncf_protocol.execute_run

@@ -102,7 +102,7 @@ def test_temporary_files_of_killed_writers_are_removed(tmp_path):
 def _cell(dim=8, seed=0, eval_every=8):
     return MFCell(dataset="synthetic", split="test", model="MF", dim=dim, seed=seed, epochs=2,
                   lr=0.05, reg=0.005, negatives=8, dtype="float64", threads=1,
-                  eval_every=eval_every)
+                  eval_every=eval_every, full_ranking=0)
 
 
 def _result(hr=0.5):

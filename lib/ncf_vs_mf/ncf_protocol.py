@@ -73,7 +73,8 @@ class ProtocolResult:
     ``phase``: "validation", "test", and for pre-trained NeuMF possibly
     "test-ncf-components"). ``states`` keeps the models pre-trained NeuMF starts from:
     "validation" (validation run at its selected epoch), "test@selected" and "test@best"
-    (test run at the validation-selected and at the test-selected epoch).
+    (test run at the validation-selected and at the test-selected epoch); a pre-trained
+    NeuMF keeps "test@selected", the model its row reports.
     """
 
     model: str
@@ -230,8 +231,11 @@ def run_protocol(split: LeaveOneOutSplit, tuning: LeaveOneOutSplit, model: str, 
     def start(which: str) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         return gmf.states[which], mlp.states[which]
 
-    fits = {"validation": train(RunTask(model, k, seed, "validation", init=start("validation"))),
-            "test": train(RunTask(model, k, seed, "test", init=start("test@selected")))}
+    validation = train(RunTask(model, k, seed, "validation", init=start("validation")))
+    selected = select_epoch(validation.rows)
+    fits = {"validation": validation,
+            "test": train(RunTask(model, k, seed, "test", init=start("test@selected"),
+                                  keep=(selected,)))}
     same = all(p.row["epoch_test_selected"] == p.row["epochs_selected"] for p in (gmf, mlp))
     if not same:  # NCF's rule starts from the components at their best test epochs
         fits["test-ncf-components"] = train(RunTask(model, k, seed, "test-ncf-components",
@@ -243,7 +247,8 @@ def run_protocol(split: LeaveOneOutSplit, tuning: LeaveOneOutSplit, model: str, 
                 "gmf_epochs_test_selected": gmf.row["epoch_test_selected"],
                 "mlp_epochs_test_selected": mlp.row["epoch_test_selected"],
                 "pretrain_seconds": round(gmf.row["seconds"] + mlp.row["seconds"], 1)})
-    return _protocol_result(model, k, seed, row, fits, {})
+    return _protocol_result(model, k, seed, row, fits,
+                            {"test@selected": fits["test"].states[selected]})
 
 
 def pack_states(result: ProtocolResult) -> bytes:

@@ -8,8 +8,11 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from .. import data as data_mod
-from ..mf import MFConfig, train_mf
+from .. import protocols
+from ..mf import MFConfig, MFModel, train_mf
 from .datasets import data_provenance, load_split
 from .engine import Context, Experiment, RunResult, axis, fixed, from_engine
 
@@ -42,6 +45,10 @@ class MFCell:
     threads: int = from_engine("threads")  # >1 is Hogwild: fast but not reproducible
     eval_every: int = axis("--eval-every", "log training loss and HR/NDCG every this many "
                            "epochs (and after the last)", many=False)
+    # Like eval_every, not part of the tables' key: it adds columns, not a setting.
+    full_ranking: int = axis("--full-ranking", "1: also rank each test item against every "
+                             "item its user has not trained on (columns hr10_full, "
+                             "ndcg10_full)", choices=(0, 1), many=False)
 
     def config(self) -> MFConfig:
         """The training settings of this cell."""
@@ -65,17 +72,28 @@ class MFInitCell(MFCell):
         return replace(super().config(), init_std=self.init_std)
 
 
+def full_ranking_scorer(model: MFModel) -> protocols.Scorer:
+    """An MF model's scores for ranking a user's items: <p_u, q_i> + b_i (the user's bias and
+    the global bias shift all of a user's items alike, so they leave the ranking unchanged)."""
+    return protocols.embedding_scorer(np.ascontiguousarray(model.user[:, 1:]),
+                                      np.ascontiguousarray(model.item[:, 1:]), model.item[:, 0])
+
+
 def train_cell(cell: MFCell, context: Context) -> RunResult:
-    """Worker: train one MF cell; the row is the last logged epoch's metrics and the timing."""
+    """Worker: train one MF cell; the row is the last logged epoch's metrics and the timing,
+    plus the full-ranking metrics when the cell asks for them."""
     import numba
 
     numba.set_num_threads(max(1, min(cell.threads, numba.config.NUMBA_NUM_THREADS)))
     split = load_split(cell.dataset, cell.split, context.data_dir)
-    _, history = train_mf(split, cell.config(), eval_every=cell.eval_every)
+    model, history = train_mf(split, cell.config(), eval_every=cell.eval_every)
     last = history.rows[-1]
     row = {"hr10": last["hr10"], "ndcg10": last["ndcg10"], "loss": last["loss"],
            "seconds": round(history.seconds, 1),
            "updates_per_second": round(history.updates / max(history.seconds, 1e-9))}
+    if cell.full_ranking:
+        row.update(protocols.full_ranking_metrics(full_ranking_scorer(model), split,
+                                                  model=f"MF d={cell.dim}"))
     return RunResult(row, [dict(r) for r in history.rows])
 
 
@@ -134,7 +152,8 @@ MF = Experiment(
     name="mf", help="Section 3: MF on the NCF test split (Figure 2)",
     runs_table="mf_runs", curves_table="mf_curves", fixed={"split": "test", "model": "MF"},
     defaults={"dataset": "ml-1m", "dim": MF_DIMS, "seed": (0, 1, 2), "epochs": 256,
-              "lr": None, "reg": None, "negatives": None, "dtype": "float64", "eval_every": 8},
+              "lr": None, "reg": None, "negatives": None, "dtype": "float64", "eval_every": 8,
+              "full_ranking": 0},
     description="Train matrix factorization by SGD (Appendix A.1) for every d and seed on the "
                 "NCF split; the metric is taken after the last epoch.", **_COMMON)
 
@@ -144,7 +163,7 @@ MF_TUNING = Experiment(
     fixed={"split": "tuning", "model": "MF"},
     defaults={"dataset": "ml-1m", "dim": (64,), "seed": (0,), "epochs": 128,
               "lr": (0.001, 0.002, 0.003), "reg": (0.001, 0.005, 0.01), "negatives": (8,),
-              "dtype": "float64", "eval_every": 8},
+              "dtype": "float64", "eval_every": 8, "full_ranking": 0},
     description="Train matrix factorization on the tuning split carved from the training file "
                 "(each user's latest training interaction held out).", **_COMMON)
 
@@ -154,7 +173,7 @@ MF_INIT = Experiment(
     fixed={"split": "test", "model": "MF"},
     defaults={"dataset": "ml-1m", "dim": (64,), "seed": (0, 1, 2), "epochs": 256, "lr": None,
               "reg": None, "negatives": None, "dtype": "float64", "eval_every": 8,
-              "init_std": (0.01, 0.03, 0.1, 0.3)},
+              "full_ranking": 0, "init_std": (0.01, 0.03, 0.1, 0.3)},
     description="Train matrix factorization with the paper's settings on the NCF split, the "
                 "embeddings drawn from N(0, sigma^2) for each sigma (the paper: 0.1); the "
                 "Appendix says the choice matters little.",

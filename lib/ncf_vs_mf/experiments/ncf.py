@@ -16,7 +16,10 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from .. import data as data_mod
+from .. import protocols
 from ..ncf_training import BASE_PARTS, MODELS, PRETRAINED_MODELS, NCFConfig, embedding_dim
 from .datasets import data_provenance, load_split
 from .engine import Context, Experiment, RunResult, axis, derived, fixed, from_engine
@@ -57,6 +60,10 @@ class NCFCell:
     device: str = axis("--device", "torch device: auto (CUDA if available), cpu, cuda",
                        many=False)
     threads: int = from_engine("threads")  # torch threads of the run
+    # Not part of the tables' key: it adds columns, not a setting.
+    full_ranking: int = axis("--full-ranking", "1: also rank each test item against every "
+                             "item its user has not trained on, at the selected epoch "
+                             "(columns hr10_full, ndcg10_full)", choices=(0, 1), many=False)
 
     def __post_init__(self) -> None:
         for name in ("lr", "finetune_lr", "reg"):  # 0 and 0.0: one setting
@@ -87,6 +94,23 @@ def _evaluations(cell: NCFCell, split: Any, tuning: Any, data_dir: str | None) -
     return _EVALUATIONS[key]
 
 
+def ncf_scorer(model: str, k: int, split: Any, state: dict) -> protocols.Scorer:
+    """Scores of every item for a block of users by one of NCF's models with ``state``:
+    float32 sigmoids, as NCF's evaluator ranks ``model.predict`` outputs."""
+    import torch
+
+    from ..ncf_protocol import load_model
+
+    net = load_model(model, k, split.n_users, split.n_items, state)
+    all_items = torch.arange(split.n_items)
+
+    def score(users: np.ndarray) -> np.ndarray:
+        items = all_items.expand(len(users), split.n_items)
+        return torch.sigmoid(net.score(torch.as_tensor(users), items, 32)).float().numpy()
+
+    return score
+
+
 def train_cell(cell: NCFCell, context: Context) -> RunResult:
     """Worker: run the protocol for one model (a pre-trained NeuMF from its components' stored
     results); the torch thread count is restored afterwards."""
@@ -108,9 +132,14 @@ def train_cell(cell: NCFCell, context: Context) -> RunResult:
                               cell.config(), components,
                               _evaluations(cell, split, tuning, context.data_dir),
                               cell.max_batches or None)
+        row = {k: v for k, v in result.row.items() if k not in NCF_KEY}
+        if cell.full_ranking:
+            scorer = ncf_scorer(cell.model, cell.predictive_factor, split,
+                                result.states["test@selected"])
+            row.update(protocols.full_ranking_metrics(
+                scorer, split, model=f"{cell.model} k={cell.predictive_factor}"))
     finally:
         torch.set_num_threads(saved)
-    row = {k: v for k, v in result.row.items() if k not in NCF_KEY}
     curves = [{k: v for k, v in r.items() if k not in NCF_KEY} for r in result.curves]
     artifacts = {STATES_ARTIFACT: pack_states(result)} if cell.model in BASE_PARTS else {}
     return RunResult(row, curves, artifacts)
@@ -181,7 +210,7 @@ NCF = Experiment(
     defaults={"dataset": "ml-1m", "model": NCF_DEFAULT_MODELS, "predictive_factor": (8, 16, 32, 64),
               "seed": (0, 1, 2), "max_epochs": 20, "lr": 0.001, "finetune_lr": 0.001,
               "negatives": 4, "batch_size": 256, "reg": 0.0, "max_batches": 0,
-              "device": "auto"},
+              "device": "auto", "full_ranking": 0},
     order=("dataset", "predictive_factor", "seed", "model"), check=check, prepare=prepare,
     summary=summary, cost=cost, requires=components_of, curve_extra_key=("phase", "epoch"),
     resources=lambda cell: {"GPU": 1} if cell.device.startswith("cuda") else {})

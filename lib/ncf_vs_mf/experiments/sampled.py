@@ -29,7 +29,8 @@ from .. import data as data_mod
 from .. import protocols
 from .datasets import data_provenance, load_split
 from .engine import Context, Experiment, RunResult, axis, derived
-from .mf import PAPER_HYPERPARAMETERS
+from .mf import PAPER_HYPERPARAMETERS, full_ranking_scorer
+from .ncf import ncf_scorer
 
 NCF_FAMILIES = ("GMF", "MLP", "NeuMF")
 BASELINE = "baseline"  # the family of the baselines chapter's models
@@ -131,31 +132,20 @@ def _train_mf(cell: SampledCell, split: data_mod.LeaveOneOutSplit
     config = MFConfig(dim=cell.size, epochs=cell.epochs, seed=cell.seed, dtype="float64",
                       threads=1, **paper)
     model, history = train_mf(split, config)
-    user, item = np.ascontiguousarray(model.user[:, 1:]), np.ascontiguousarray(model.item[:, 1:])
     settings = " ".join(f"{k}={v}" for k, v in sorted(paper.items()))
-    return (protocols.embedding_scorer(user, item, model.item[:, 0]),
+    return (full_ranking_scorer(model),
             {**history.rows[-1], "params": f"{settings} epochs={cell.epochs}"})
 
 
 def _train_ncf(cell: SampledCell, split: data_mod.LeaveOneOutSplit, data_dir: str | None
                ) -> tuple[protocols.Scorer, dict[str, float]]:
-    import torch
-
-    from ..ncf_protocol import RunTask, execute_run, load_model
+    from ..ncf_protocol import RunTask, execute_run
     from ..ncf_training import NCFConfig
 
     tuning = load_split(cell.dataset, "tuning", data_dir)
     task = RunTask(cell.family, cell.size, cell.seed, "test", keep=(cell.epochs,))
     result = execute_run(task, split, tuning, NCFConfig(epochs=cell.epochs, device="cpu"))
-    net = load_model(cell.family, cell.size, split.n_users, split.n_items,
-                     result.states[cell.epochs])
-    all_items = torch.arange(split.n_items)
-
-    def score(users: np.ndarray) -> np.ndarray:
-        """NCF's scores: float32 sigmoids, as its evaluator ranks ``model.predict`` outputs."""
-        items = all_items.expand(len(users), split.n_items)
-        return torch.sigmoid(net.score(torch.as_tensor(users), items, 32)).float().numpy()
-
+    score = ncf_scorer(cell.family, cell.size, split, result.states[cell.epochs])
     return score, {**result.rows[cell.epochs],
                    "params": f"epochs={cell.epochs} (selected on the tuning split)"}
 
