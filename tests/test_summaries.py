@@ -252,3 +252,14 @@ def test_coarse_grid_means_compare_only_settings_every_value_ran_with():
     assert means["negatives"].tolist() == [4, 8]
     assert means["hr10"].tolist() == pytest.approx([0.65, 0.72])  # (0.7 + 0.6) / 2, (0.8 + 0.64) / 2
     assert means["settings"].tolist() == [2, 2]  # the m = 8 cell at lr 0.002 is left out
+
+
+def test_init_text_compares_the_spread_with_the_intervals_by_hand():
+    sweep = pd.DataFrame({"dim": 64, "init_std": [0.01, 0.1, 0.3],
+                          "hr10": [0.720, 0.726, 0.724], "hr10_ci95": [0.002, 0.003, 0.002]})
+    text = summaries.init_text(sweep)
+    assert text.startswith("Over sigma = 0.01, 0.1, 0.3 the mean HR@10 moves by 0.0060, from "
+                           "0.7200 (sigma = 0.01) to 0.7260 (sigma = 0.1): beyond")  # 0.006 > 0.005
+    wide = summaries.init_text(sweep.assign(hr10_ci95=0.004))
+    assert "within the seeds' 95% intervals" in wide
+    assert "no committed run yet" in summaries.init_text(sweep.iloc[0:0])
