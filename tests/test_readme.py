@@ -78,3 +78,27 @@ def test_mf_against_published_mlp(section3):
     mlp = section3.published[section3.published["model"] == "MLP"]
     leads = [mf.loc[d] - h for d, h in zip(mlp["embedding_dim"], mlp["hr10"])]
     assert (low, high) == (round(min(leads), 3), round(max(leads), 3))
+
+
+def test_the_tuning_grid_numbers():
+    tuning = summaries.tuning_runs(RESULTS)
+    coarse = tuning[(tuning["dim"] == 64) & (tuning["epochs"] == 128)]
+    fine = tuning[(tuning["dim"] == 128) & (tuning["epochs"] == 256)]
+    choice = {"lr": 0.002, "negatives": 8, "reg": 0.005}
+    cells, lr, m, reg, rank, gap = _numbers(
+        r"gives (\d+) cells: the\s+best is lr ([\d.]+), m = (\d+), lambda ([\d.]+), and the "
+        r"paper's lr 0.002, m = 8, lambda 0.005 ranks\s+(\d+)th, ([\d.]+) HR@10 below it")
+    first = summaries.rank_of_choice(coarse, choice, label="paper")
+    assert (cells, lr, m, reg, rank) == (first["cells"], first["best lr"],
+                                         first["best negatives"], first["best reg"],
+                                         first["paper: rank"])
+    assert gap == round(first["best HR@10"] - first["paper: HR@10"], 4)
+    a2 = coarse[coarse["lr"].isin([0.001, 0.003, 0.01]) & coarse["reg"].isin([0.001, 0.003, 0.01])]
+    by_m = summaries.coarse_grid_means(a2, "negatives").set_index("negatives")
+    settings, m4, m8, m16 = _numbers(r"over the (\d+) lr x lambda cells each ran, m = 4, 8, 16 "
+                                     r"average\s+HR@10 (\d\.\d+), (\d\.\d+) and (\d\.\d+)")
+    assert settings == by_m["settings"].min() == by_m["settings"].max()
+    assert [m4, m8, m16] == [round(by_m.loc[m, "hr10"], 4) for m in (4, 8, 16)]
+    (final_rank, final_cells) = _numbers(r"paper's choice ranks (\d)nd of (\d+)\.")
+    last = summaries.rank_of_choice(fine, choice, label="paper")
+    assert (final_rank, final_cells) == (last["paper: rank"], last["cells"])
