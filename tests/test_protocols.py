@@ -77,7 +77,14 @@ def test_full_ranks_agree_with_the_evaluators_full_ranking():
     scores = np.round(rng.normal(size=(split.n_users, split.n_items)), 1)  # many ties
     indptr, items = split.train_csr()
     reference = evaluation.full_ranking_ranks(scores, split.test_items, indptr, items)
-    assert np.array_equal(protocols.full_ranks(scores, split, block=16).full, reference)
+    ranks = protocols.full_ranks(scores, split, block=16)
+    assert np.array_equal(ranks.full, reference)
+    # pool and ties against a mask of the unseen items, built directly
+    unseen = protocols.unseen_mask(split, 0, split.n_users)
+    unseen[np.arange(split.n_users), split.test_items] = False
+    test_score = scores[np.arange(split.n_users), split.test_items][:, None]
+    assert np.array_equal(ranks.pool, unseen.sum(axis=1))
+    assert np.array_equal(ranks.ties, ((scores == test_score) & unseen).sum(axis=1))
 
 
 def test_embedding_scores_in_blocks_match_evaluate_full_ranking():

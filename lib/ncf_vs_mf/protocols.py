@@ -90,14 +90,33 @@ def _above_and_pool(scores: np.ndarray, test_items: np.ndarray, unseen: np.ndarr
 
 
 def full_ranks(scores: np.ndarray, split: LeaveOneOutSplit, block: int = 1024) -> UserRanks:
-    """Full-ranking ranks: each test item against every item its user has not trained on."""
-    full, pool, ties = (np.empty(split.n_users, dtype=np.int64) for _ in range(3))
-    for start in range(0, split.n_users, block):
-        stop = min(start + block, split.n_users)
-        above, unseen_pool, tied = _above_and_pool(scores[start:stop], split.test_items[start:stop],
-                                                   unseen_mask(split, start, stop))
-        for out, mask in ((full, above), (pool, unseen_pool), (ties, tied)):
-            out[start:stop] = mask.sum(axis=1)
+    """Full-ranking ranks: each test item against every item its user has not trained on.
+
+    Counted without a mask: the items scoring at least the test item's score, less those the
+    user trained on (read from the training CSR) and the test item itself; one comparison pass
+    over the score matrix."""
+    n_users, n_items = scores.shape
+    indptr, items = split.train_csr()
+    users = np.arange(n_users)
+    test = split.test_items
+    test_score = scores[users, test]
+    at_least, equal = (np.empty(n_users, dtype=np.int64) for _ in range(2))
+    for start in range(0, n_users, block):
+        stop = min(start + block, n_users)
+        level = test_score[start:stop, None]
+        at_least[start:stop] = np.count_nonzero(scores[start:stop] >= level, axis=1)
+        equal[start:stop] = np.count_nonzero(scores[start:stop] == level, axis=1)
+    owner = np.repeat(users, np.diff(indptr))
+    trained = scores[owner, items]
+
+    def per_user(flags: np.ndarray) -> np.ndarray:
+        return np.bincount(owner, weights=flags, minlength=n_users).astype(np.int64)
+
+    # the test item counts in at_least and equal (it ties with itself) unless it was trained on
+    itself = 1 - per_user(items == test[owner])
+    full = at_least - per_user(trained >= test_score[owner]) - itself
+    ties = equal - per_user(trained == test_score[owner]) - itself
+    pool = n_items - np.diff(indptr).astype(np.int64) - itself
     return UserRanks(full, pool, ties)
 
 
