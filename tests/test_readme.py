@@ -102,3 +102,10 @@ def test_the_tuning_grid_numbers():
     (final_rank, final_cells) = _numbers(r"paper's choice ranks (\d)nd of (\d+)\.")
     last = summaries.rank_of_choice(fine, choice, label="paper")
     assert (final_rank, final_cells) == (last["paper: rank"], last["cells"])
+
+
+def test_the_initialization_spread():
+    (spread,) = _numbers(r"`reproduce mf-init`\) moves the mean HR@10 by (\d\.\d+), within")
+    sweep = summaries.over_seeds(summaries.init_runs(RESULTS), ["dim", "init_std"])
+    assert spread == round(sweep["hr10"].max() - sweep["hr10"].min(), 4)
+    assert "within the seeds' 95% intervals" in summaries.init_text(sweep)

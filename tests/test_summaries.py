@@ -258,8 +258,8 @@ def test_init_text_compares_the_spread_with_the_intervals_by_hand():
     sweep = pd.DataFrame({"dim": 64, "init_std": [0.01, 0.1, 0.3],
                           "hr10": [0.720, 0.726, 0.724], "hr10_ci95": [0.002, 0.003, 0.002]})
     text = summaries.init_text(sweep)
-    assert text.startswith("Over sigma = 0.01, 0.1, 0.3 the mean HR@10 moves by 0.0060, from "
-                           "0.7200 (sigma = 0.01) to 0.7260 (sigma = 0.1): beyond")  # 0.006 > 0.005
+    assert text.startswith("Over σ = 0.01, 0.1, 0.3 the mean HR@10 moves by 0.0060, from "
+                           "0.7200 (σ = 0.01) to 0.7260 (σ = 0.1): beyond")  # 0.006 > 0.005
     wide = summaries.init_text(sweep.assign(hr10_ci95=0.004))
     assert "within the seeds' 95% intervals" in wide
     assert "no committed run yet" in summaries.init_text(sweep.iloc[0:0])

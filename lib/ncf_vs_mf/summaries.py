@@ -429,9 +429,9 @@ def init_text(sweep: pd.DataFrame) -> str:
                "Appendix says" if within else
                "beyond the seeds' 95% intervals, so here the choice does matter, against the "
                "Appendix's remark")
-    return (f"Over sigma = {stds} the mean HR@10 moves by {spread:.4f}, from "
-            f"{low['hr10']:.4f} (sigma = {low['init_std']:g}) to {high['hr10']:.4f} "
-            f"(sigma = {high['init_std']:g}): {verdict}.")
+    return (f"Over σ = {stds} the mean HR@10 moves by {spread:.4f}, from "
+            f"{low['hr10']:.4f} (σ = {low['init_std']:g}) to {high['hr10']:.4f} "
+            f"(σ = {high['init_std']:g}): {verdict}.")
 
 
 def coarse_grid_means(grid: pd.DataFrame, by: str, metric: str = "hr10") -> pd.DataFrame:
